@@ -1,0 +1,143 @@
+"""Validated zone specifications: what the YAML says, after every check.
+
+The loader (``config.loader``) turns YAML into these frozen objects and rejects
+anything invalid with located problems. Everything downstream (the snapshot
+compiler, the routing policies, the prober, the PostgreSQL store) reads only
+these, so names here are already resolved: every pool names a region of its
+zone, every health check exists, fallback chains are loop free.
+
+Names are absolute, lower-case, with a trailing dot (``www.example.com.``).
+Record data are dnspython ``Rdata`` objects (hashable, comparable), except
+``ALIAS``, which is not a real DNS type and keeps its target in ``alias``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+import dns.rdata
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+AnswerMode = Literal["weighted", "all", "multivalue"]
+ValueStatus = Literal["up", "down", "obey"]
+CheckProtocol = Literal["http", "https", "tcp"]
+
+# Record types a zone file may hold; SOA is generated from the `soa` block.
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR", "ALIAS")
+ROUTABLE_TYPES = ("A", "AAAA", "CNAME", "TXT")
+
+
+@dataclass(frozen=True, slots=True)
+class Soa:
+    primary: str  # MNAME, absolute
+    email: str  # RNAME as written (hostmaster@example.com); see rname
+    refresh: int
+    retry: int
+    expire: int
+    negative_ttl: int
+
+    @property
+    def rname(self) -> str:
+        """The RNAME in DNS form: hostmaster@example.com -> hostmaster.example.com."""
+        local, _, domain = self.email.partition("@")
+        local = local.replace(".", "\\.")
+        return f"{local}.{domain.rstrip('.')}."
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    name: str
+    protocol: CheckProtocol
+    port: int
+    path: str = "/"  # http/https only
+    host: str | None = None  # Host header and SNI
+    expect_status: tuple[int, ...] = (200,)
+    expect_body: str | None = None
+    interval: float = 10.0  # seconds
+    timeout: float = 2.0  # seconds
+    rise: int = 2
+    fall: int = 3
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PoolValue:
+    rdata: dns.rdata.Rdata
+    weight: int = 1
+    healthcheck: str | None = None  # a key of Zone.healthchecks
+    status: ValueStatus = "obey"
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    name: str
+    region: str | None  # a key of Zone.regions (None: pool has no location)
+    answer: AnswerMode
+    values: tuple[PoolValue, ...]
+    fallback: str | None  # a key of Routing.pools; chains never loop
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One routing rule. Exactly one condition is set, or none (catch-all).
+
+    ``geos`` entries are upper-case codes: ``EU``, ``EU-DE``, ``NA-US-CA``.
+    ``nearest`` rules pick among their listed pools (``pool`` is None then).
+    """
+
+    pool: str | None = None
+    geos: tuple[str, ...] = ()
+    subnets: tuple[IPNetwork, ...] = ()
+    nearest: tuple[str, ...] = ()
+    bias: tuple[tuple[str, float], ...] = ()  # (pool, km) pairs for nearest
+    line: int = 0
+
+    @property
+    def kind(self) -> Literal["geos", "subnets", "nearest", "default"]:
+        if self.geos:
+            return "geos"
+        if self.subnets:
+            return "subnets"
+        if self.nearest:
+            return "nearest"
+        return "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    pools: dict[str, Pool]
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSet:
+    name: str  # absolute, lower-case owner name
+    rtype: str  # one of RECORD_TYPES
+    ttl: int
+    rdatas: tuple[dns.rdata.Rdata, ...]  # the record's own values (may be empty if routed)
+    routing: Routing | None = None
+    alias: str | None = None  # ALIAS target (absolute name), rtype == "ALIAS" only
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    origin: str  # absolute, lower-case: "example.com."
+    ttl: int
+    soa: Soa
+    nameservers: tuple[str, ...]
+    regions: dict[str, Region] = field(default_factory=dict)
+    healthchecks: dict[str, HealthCheck] = field(default_factory=dict)
+    rrsets: tuple[RecordSet, ...] = ()
+    serial: int = 1
+    source: str = ""  # file the zone came from, for messages
