@@ -1,0 +1,80 @@
+# GeoStream DNS — developer entry points.
+# Every target works on a fresh Debian machine as root with only python3 installed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# Prefer python3.11, fall back to python3.
+PYTHON  ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+# sudo only when not root (and only if it exists).
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+BENCH_ARGS ?=
+
+.PHONY: venv run test tools services smoke bench lint clean distclean
+
+## venv: create .venv (if missing) and install the package with dev extras
+venv: $(STAMP)
+
+$(VPY):
+	@test -n "$(PYTHON)" || { echo "error: no python3.11/python3 on PATH" >&2; exit 1; }
+	@echo "creating $(VENV) with $(PYTHON)"
+	@if ! $(PYTHON) -m venv $(VENV) 2>/dev/null; then \
+	    echo "venv/ensurepip missing; installing the Debian venv package" >&2; \
+	    rm -rf $(VENV); \
+	    pyver=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	    $(APT_GET) update -qq && \
+	    { $(APT_GET) install -y -qq python$$pyver-venv || $(APT_GET) install -y -qq python3-venv; } && \
+	    $(PYTHON) -m venv $(VENV); \
+	fi
+
+# Re-install whenever pyproject.toml changes. The venv python is order-only:
+# it is a symlink whose (followed) mtime says nothing about the install.
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+## run: serve the sample zones on 127.0.0.1:8053 and [::1]:8053, HTTP on :8080
+run: venv
+	$(VENV)/bin/geostream-dns serve --zones zones/ --listen 127.0.0.1:8053 --listen '[::1]:8053' --http 127.0.0.1:8080
+
+## tools: dig (bind9-dnsutils)
+tools:
+	@command -v dig >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq bind9-dnsutils; }
+
+## services: PostgreSQL and Redis up on 127.0.0.1
+services:
+	scripts/ensure-services.sh
+
+## test: unit/integration tests, then the end-to-end smoke test
+test: venv tools services
+	$(VENV)/bin/pytest -q
+	$(MAKE) smoke
+
+## smoke: start the server on free ports and check answers with dig
+smoke: venv tools
+	scripts/smoke.sh
+
+## bench: dnsperf load test of GeoStream vs a plain dnslib server (BENCH_ARGS="--seconds 5")
+bench: venv
+	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
+	$(VPY) scripts/bench.py $(BENCH_ARGS)
+
+## lint: ruff + mypy
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy geostream_dns
+
+## clean: caches and build artefacts (keeps .venv; see distclean)
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	       .geostream-state bench-results
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0r rm -rf
+
+## distclean: clean + remove .venv
+distclean: clean
+	rm -rf $(VENV)

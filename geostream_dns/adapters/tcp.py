@@ -1,0 +1,137 @@
+"""The TCP transport (RFC 7766): length-prefixed messages, pipelined, idle timeout.
+
+How this works: each connection buffers bytes until a whole 2-byte-length
+framed message is there, resolves it at once and writes the reply, so several
+queries on one connection are answered in order without waiting for each
+other. A connection with no complete message for `idle_timeout` seconds is
+closed; the check runs from one timer per connection that re-arms itself
+rather than being reset on every read. When the peer stops reading, reading
+pauses too (asyncio flow control), so a slow client cannot grow our buffers.
+Connections beyond `max_connections` are closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from time import perf_counter_ns
+from typing import Any
+
+import structlog
+
+from geostream_dns.adapters.stats import QueryStats
+from geostream_dns.core.resolve import Resolver
+
+log = structlog.get_logger("geostream.tcp")
+
+DEFAULT_IDLE_TIMEOUT = 10.0
+MAX_CONNECTIONS = 1024
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, server: TcpServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.last_activity = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            transport.close()
+            return
+        server.connections.add(self)
+        server.stats.tcp_connections += 1
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+        loop = asyncio.get_running_loop()
+        self.last_activity = loop.time()
+        self.timer = loop.call_later(server.idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle_for = loop.time() - self.last_activity
+        if idle_for >= self.server.idle_timeout:
+            self.server.stats.tcp_idle_closed += 1
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.timer = loop.call_later(self.server.idle_timeout - idle_for, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        server = self.server
+        while len(buf) >= 2:
+            length = buf[0] << 8 | buf[1]
+            if len(buf) < 2 + length:
+                break
+            message = bytes(buf[2:2 + length])
+            del buf[:2 + length]
+            self.last_activity = asyncio.get_running_loop().time()
+            start = perf_counter_ns()
+            try:
+                response, qtype, rcode = server.resolver.resolve(message, self.peer, True)
+            except Exception:  # noqa: BLE001 - a bad message must never stop the server
+                server.stats.errors += 1
+                log.exception("query.failed", transport="tcp")
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            if response is None:
+                # Unparseable header or QR=1: nothing sensible can follow on this stream.
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
+            server.stats.observe(perf_counter_ns() - start)
+            key = qtype << 8 | (rcode & 0xFF)
+            server.counts[key] = server.counts.get(key, 0) + 1
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+
+class TcpServer:
+    def __init__(self, resolver: Resolver, stats: QueryStats,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        self.resolver = resolver
+        self.stats = stats
+        self.counts = stats.counts["tcp"]
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections: set[TcpConnection] = set()
+
+    def protocol(self) -> TcpConnection:
+        return TcpConnection(self)
+
+
+def bind_tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def start_tcp(server: TcpServer, host: str, port: int) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(server.protocol, sock=bind_tcp_socket(host, port),
+                                    backlog=1024)

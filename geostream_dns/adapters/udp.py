@@ -1,0 +1,74 @@
+"""The UDP transport: datagrams in, `Resolver.resolve`, datagrams out."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from bisect import bisect_left
+from time import perf_counter_ns
+from typing import Any
+
+import structlog
+
+from geostream_dns.adapters.stats import _BOUNDS_NS, QueryStats
+from geostream_dns.core.resolve import Resolver
+
+log = structlog.get_logger("geostream.udp")
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, resolver: Resolver, stats: QueryStats) -> None:
+        self.resolver = resolver
+        self.stats = stats
+        self.counts = stats.counts["udp"]
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        start = perf_counter_ns()
+        try:
+            response, qtype, rcode = self.resolver.resolve(data, addr[0], False)
+        except Exception:  # noqa: BLE001 - a bad packet must never stop the server
+            self.stats.errors += 1
+            log.exception("query.failed", transport="udp")
+            return
+        if response is not None:
+            self.transport.sendto(response, addr)  # type: ignore[union-attr]
+        elapsed = perf_counter_ns() - start
+        stats = self.stats
+        stats.latency_buckets[bisect_left(_BOUNDS_NS, elapsed)] += 1
+        stats.latency_sum_ns += elapsed
+        key = qtype << 8 | (rcode & 0xFF)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors for replies to vanished clients: nothing to do.
+        pass
+
+
+def bind_udp_socket(host: str, port: int) -> socket.socket:
+    """A UDP socket with SO_REUSEPORT, so `--workers N` processes share a port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def start_udp(resolver: Resolver, stats: QueryStats, host: str,
+                    port: int) -> asyncio.DatagramTransport:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: UdpServer(resolver, stats), sock=bind_udp_socket(host, port)
+    )
+    return transport

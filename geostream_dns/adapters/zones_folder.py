@@ -1,0 +1,104 @@
+"""The embedded-mode store: a folder of zone YAML files, polled for changes.
+
+How this works: `poll()` stats every `*.yaml`/`*.yml` file (cheap: no reads)
+and reloads only files whose (mtime, size) changed. Each file keeps its last
+good zone: a file that fails validation is reported and its previous version
+keeps serving, so one typo never takes a zone down. A file that disappears
+takes its zone with it. Serials follow the file's mtime (seconds) and always
+increase on a change.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass, field, replace
+
+from geostream_dns.config.loader import load_zone_file
+from geostream_dns.config.model import Zone
+from geostream_dns.errors import ConfigError, Problem
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class _FileState:
+    stamp: tuple[int, int]
+    zone: Zone | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+class ZonesFolder:
+    def __init__(self, paths: tuple[pathlib.Path, ...]) -> None:
+        self.paths = paths
+        self.files: dict[pathlib.Path, _FileState] = {}
+        self.serials: dict[str, int] = {}
+
+    def _scan(self) -> dict[pathlib.Path, tuple[int, int]]:
+        found: dict[pathlib.Path, tuple[int, int]] = {}
+        for root in self.paths:
+            if root.is_file():
+                candidates = [root]
+            else:
+                try:
+                    candidates = [pathlib.Path(e.path) for e in os.scandir(root)
+                                  if e.name.endswith(SUFFIXES) and not e.name.startswith(".")]
+                except FileNotFoundError:
+                    continue
+            for path in candidates:
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                found[path] = (st.st_mtime_ns, st.st_size)
+        return found
+
+    def poll(self) -> tuple[bool, list[Problem]]:
+        """Reload what changed. Returns (zones changed?, problems of the changed files)."""
+        found = self._scan()
+        changed = False
+        problems: list[Problem] = []
+        for path in list(self.files):
+            if path not in found:
+                del self.files[path]
+                changed = True
+        for path, stamp in sorted(found.items()):
+            state = self.files.get(path)
+            if state is not None and state.stamp == stamp:
+                continue
+            try:
+                zone = load_zone_file(path)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                previous = state.zone if state is not None else None
+                self.files[path] = _FileState(stamp, previous, exc.problems)
+                continue
+            except OSError as exc:
+                problems.append(Problem(str(path), 0, "file", str(exc)))
+                continue
+            zone = self._with_serial(zone, stamp, state)
+            self.files[path] = _FileState(stamp, zone)
+            changed = True
+        return changed, problems
+
+    def _with_serial(self, zone: Zone, stamp: tuple[int, int], state: _FileState | None) -> Zone:
+        serial = max(stamp[0] // 1_000_000_000, self.serials.get(zone.origin, 0) + 1)
+        serial %= 2**32
+        self.serials[zone.origin] = serial
+        return replace(zone, serial=serial)
+
+    def zones(self) -> tuple[list[Zone], list[Problem]]:
+        """The current zones (one per origin, first file wins) and standing problems."""
+        zones: dict[str, Zone] = {}
+        problems: list[Problem] = []
+        for path, state in sorted(self.files.items()):
+            problems.extend(state.problems)
+            if state.zone is None:
+                continue
+            if state.zone.origin in zones:
+                problems.append(Problem(str(path), 1, "zone",
+                                        f"zone {state.zone.origin} is also defined in "
+                                        f"{zones[state.zone.origin].source}"))
+                continue
+            zones[state.zone.origin] = state.zone
+        return list(zones.values()), problems

@@ -1,0 +1,134 @@
+"""The composition root: wires stores, the resolver, transports and HTTP; owns reload.
+
+How this works: `App.start()` loads the zones (off the event loop), builds the
+first snapshot, binds every `--listen` address on UDP and TCP, starts the HTTP
+endpoint and a watcher task. The watcher polls the zones folder every
+`reload_interval` seconds; when a file changed it rebuilds the snapshot in a
+worker thread and publishes it with one assignment (`Resolver.use`), so
+queries are never blocked or dropped by a reload. `App.run()` serves until
+SIGTERM or SIGINT, then closes listeners and waits for nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import structlog
+
+from geostream_dns.adapters.geoip import open_reader, raw_lookup
+from geostream_dns.adapters.stats import QueryStats
+from geostream_dns.adapters.tcp import TcpServer, start_tcp
+from geostream_dns.adapters.udp import start_udp
+from geostream_dns.adapters.zones_folder import ZonesFolder
+from geostream_dns.config.settings import Settings
+from geostream_dns.core.build import build_snapshot
+from geostream_dns.core.geo import GeoLocator
+from geostream_dns.core.resolve import Resolver
+from geostream_dns.core.route.engine import RouteLayer, router_factory
+from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.errors import Problem
+
+log = structlog.get_logger("geostream.app")
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = QueryStats()
+        self.store = ZonesFolder(settings.zones)
+        self.geoip = open_reader(settings.geoip)
+        self.route = RouteLayer(GeoLocator(raw_lookup(self.geoip)))
+        self.resolver = Resolver(Snapshot(0, {}), route=self.route)
+        self.generation = 0
+        self.reload_errors = 0
+        self.ready = False
+        self.started_at = time.time()
+        self.problems: list[Problem] = []
+        self.router_factory: Any = router_factory
+        self._closers: list[Any] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+
+    # -- configuration ---------------------------------------------------
+
+    def _reload_sync(self) -> Snapshot | None:
+        """Poll the store; build a new snapshot when zones changed (worker thread)."""
+        changed, new_problems = self.store.poll()
+        for problem in new_problems:
+            log.error("zone.invalid", problem=str(problem), file=problem.file,
+                      line=problem.line, field=problem.path, message=problem.message)
+        if new_problems:
+            self.reload_errors += 1
+        zones, self.problems = self.store.zones()
+        if not changed and self.ready:
+            return None
+        started = time.perf_counter()
+        snapshot = build_snapshot(zones, self.generation + 1, self.router_factory)
+        log.info("snapshot.built", generation=snapshot.generation, zones=len(zones),
+                 record_sets=snapshot.record_sets, answers=len(snapshot.answers),
+                 duration_s=round(time.perf_counter() - started, 4))
+        return snapshot
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.resolver.use(snapshot)
+        self.generation = snapshot.generation
+        self.ready = True
+        log.info("snapshot.published", generation=snapshot.generation,
+                 zones=sorted(z.to_text() for z in snapshot.zones))
+
+    async def reload(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            snapshot = await loop.run_in_executor(None, self._reload_sync)
+        except Exception:  # noqa: BLE001 - keep serving the previous snapshot
+            self.reload_errors += 1
+            log.exception("snapshot.build_failed")
+            return
+        if snapshot is not None:
+            self.publish(snapshot)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            await self.reload()
+
+    # -- life cycle ------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reload()
+        for host, port in self.settings.listen:
+            udp = await start_udp(self.resolver, self.stats, host, port)
+            self._closers.append(udp)
+            tcp = await start_tcp(
+                TcpServer(self.resolver, self.stats, self.settings.tcp_idle_timeout),
+                host, port)
+            self._closers.append(tcp)
+            log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])
+        if self.settings.http is not None:
+            from geostream_dns.api.http import start_http
+
+            server = await start_http(self, *self.settings.http)
+            self._closers.append(server)
+            log.info("http.started", host=self.settings.http[0], port=self.settings.http[1])
+        if self.settings.zones:
+            self._tasks.append(asyncio.create_task(self._watch()))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        log.info("server.started", generation=self.generation)
+        await self._stop.wait()
+        log.info("server.stopping")
+        for task in self._tasks:
+            task.cancel()
+        for closer in self._closers:
+            closer.close()
+        log.info("server.stopped")

@@ -1,0 +1,91 @@
+"""`geostream-dns serve`: run the nameserver, the prober and the HTTP endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pathlib
+import sys
+from typing import Any
+
+from geostream_dns.config.settings import (
+    DEFAULT_HTTP,
+    DEFAULT_LISTEN,
+    DEFAULT_STATE_DIR,
+    Settings,
+    env_list,
+    parse_hostport,
+)
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the nameserver (UDP+TCP), the health prober and the HTTP endpoint")
+    p.add_argument("--listen", action="append", metavar="HOST:PORT",
+                   help=f"DNS address, repeatable; IPv6 as [::1]:8053 "
+                        f"(GEOSTREAM_LISTEN, default {DEFAULT_LISTEN})")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help=f"HTTP endpoint, 'off' to disable (GEOSTREAM_HTTP, default {DEFAULT_HTTP})")
+    p.add_argument("--zones", action="append", metavar="DIR",
+                   help="zones folder, embedded mode (GEOSTREAM_ZONES)")
+    p.add_argument("--geoip", metavar="PATH", help="GeoIP2/GeoLite2 City or Country mmdb "
+                   "(GEOSTREAM_GEOIP; default: the bundled GeoLite2 City)")
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL, production mode (DATABASE_URL)")
+    p.add_argument("--redis-url", metavar="URL", help="Redis, production mode (REDIS_URL)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes sharing the DNS ports with SO_REUSEPORT (GEOSTREAM_WORKERS, default 1)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help=f"local state (GEOSTREAM_STATE_DIR, default {DEFAULT_STATE_DIR})")
+    p.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close TCP connections idle this long (default 10)")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    env = os.environ
+    listen_texts = args.listen or env_list("GEOSTREAM_LISTEN") or [DEFAULT_LISTEN]
+    http_text = args.http or env.get("GEOSTREAM_HTTP") or DEFAULT_HTTP
+    zones = args.zones or env_list("GEOSTREAM_ZONES")
+    return Settings(
+        listen=tuple(parse_hostport(t) for t in listen_texts),
+        http=None if http_text == "off" else parse_hostport(http_text),
+        zones=tuple(pathlib.Path(z) for z in zones),
+        geoip=pathlib.Path(g) if (g := args.geoip or env.get("GEOSTREAM_GEOIP")) else None,
+        database_url=args.database_url or env.get("DATABASE_URL"),
+        redis_url=args.redis_url or env.get("REDIS_URL"),
+        workers=args.workers or int(env.get("GEOSTREAM_WORKERS", "1")),
+        state_dir=pathlib.Path(args.state_dir or env.get("GEOSTREAM_STATE_DIR")
+                               or DEFAULT_STATE_DIR),
+        log_level=env.get("LOG_LEVEL", "info"),
+        api_token=env.get("GEOSTREAM_API_TOKEN") or None,
+        tcp_idle_timeout=args.tcp_idle_timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from geostream_dns.adapters.logging import configure_logging
+    from geostream_dns.app import App
+
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"geostream-dns serve: {exc}", file=sys.stderr)
+        return 2
+    if not settings.zones and not settings.database_url:
+        print("geostream-dns serve: give --zones DIR (embedded mode) or DATABASE_URL "
+              "(production mode)", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    try:
+        asyncio.run(App(settings).run())
+    except OSError as exc:
+        print(f"geostream-dns serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

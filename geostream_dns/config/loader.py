@@ -1,0 +1,426 @@
+"""Zone files -> validated :class:`~geostream_dns.config.model.Zone` objects.
+
+Validation never stops at the first problem: every reader records what is
+wrong with its part, with the line it was written on and its dotted path, and
+carries on, so one run of ``geostream-dns check`` lists everything to fix.
+A file with any problem yields no zone (:class:`ConfigError` with all of them).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterable
+from typing import Any
+
+import dns.name
+import yaml
+
+from geostream_dns.config.fields import (
+    DOC,
+    Checker,
+    absolute_name,
+    as_bool,
+    as_duration,
+    as_int,
+    as_list,
+    as_map,
+    as_number,
+    as_str,
+    as_ttl,
+    check_keys,
+    choice,
+    describe,
+    index,
+    join,
+    label_problem,
+)
+from geostream_dns.config.model import HealthCheck, Region, Soa, Zone
+from geostream_dns.config.records_spec import check_zone_shape, parse_records
+from geostream_dns.config.yamlpos import PosDict, load
+from geostream_dns.errors import ConfigError, Problem
+
+ZONE_SUFFIXES = (".yaml", ".yml")
+TOP_KEYS = ("zone", "ttl", "soa", "nameservers", "regions", "healthchecks", "records")
+SOA_KEYS = ("primary", "email", "refresh", "retry", "expire", "negative_ttl")
+CHECK_KEYS = (
+    "protocol",
+    "port",
+    "path",
+    "host",
+    "expect",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "verify_tls",
+)
+OPTIONAL_BLOCKS = ("regions", "healthchecks", "records")
+HTTP_ONLY = ("path", "host", "expect")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def load_zone_text(text: str, source: str, serial: int = 1) -> Zone:
+    """Validate one zone file's text; ``source`` names the file in problems and its stem.
+
+    Raises :class:`ConfigError` carrying every problem found, sorted by line.
+    """
+    ck = Checker(source)
+    zone = _zone(ck, text, source, serial)
+    if ck.problems or zone is None:
+        raise ConfigError(sorted(ck.problems, key=lambda p: p.line))
+    return zone
+
+
+def load_zone_file(path: pathlib.Path) -> Zone:
+    """Validate one zone file; its serial is its modification time in seconds."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        serial = int(path.stat().st_mtime)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [Problem(source, 1, DOC, f"cannot read the file: {_reason(exc)}")]
+        ) from exc
+    return load_zone_text(text, source, serial)
+
+
+def load_zones_dir(paths: Iterable[pathlib.Path]) -> tuple[list[Zone], list[Problem]]:
+    """Load zone files and directories of them (``*.yaml``, ``*.yml``, sorted).
+
+    Returns the valid zones and the problems of all the others, including a
+    zone defined by two files (the later file is the one reported and skipped).
+    """
+    zones: list[Zone] = []
+    problems: list[Problem] = []
+    files: list[pathlib.Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.iterdir() if p.suffix in ZONE_SUFFIXES and p.is_file())
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), 1, DOC, "no such file or directory"))
+    seen_files: set[pathlib.Path] = set()
+    origins: dict[str, str] = {}
+    for file in files:
+        resolved = file.resolve()
+        if resolved in seen_files:
+            continue
+        seen_files.add(resolved)
+        try:
+            zone = load_zone_file(file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if zone.origin in origins:
+            problems.append(
+                Problem(
+                    zone.source,
+                    _zone_line(file),
+                    "zone",
+                    f"{zone.origin} is already defined in {origins[zone.origin]}",
+                )
+            )
+            continue
+        origins[zone.origin] = zone.source
+        zones.append(zone)
+    return zones, problems
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
+
+
+def _zone_line(file: pathlib.Path) -> int:
+    """The line of the top-level ``zone:`` key, else 1 (used after a clean load)."""
+    try:
+        doc = load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return 1
+    return doc.line_of("zone") if isinstance(doc, PosDict) else 1
+
+
+def _zone(ck: Checker, text: str, source: str, serial: int) -> Zone | None:
+    try:
+        doc = load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+        reason = ", ".join(filter(None, (context, problem))) or str(exc)
+        ck.add(line, DOC, f"invalid YAML: {reason}")
+        return None
+    if doc is None:
+        ck.add(1, DOC, "the file is empty")
+        return None
+    if not isinstance(doc, PosDict):
+        ck.add(1, DOC, f"expected a mapping of zone settings, got {describe(doc)}")
+        return None
+    check_keys(ck, doc, "", TOP_KEYS, ("ttl", "soa", "nameservers"))
+    for key in OPTIONAL_BLOCKS:  # `records:` with nothing under it is an empty block
+        if key in doc and doc[key] is None:
+            del doc[key]
+    origin = _origin(ck, doc, source)
+    ttl = as_ttl(ck, doc["ttl"], doc.line_of("ttl"), "ttl") if "ttl" in doc else None
+    soa = _soa(ck, doc["soa"], doc.line_of("soa")) if "soa" in doc else None
+    nameservers = _nameservers(ck, doc) if "nameservers" in doc else []
+    regions = _regions(ck, doc["regions"], doc.line_of("regions")) if "regions" in doc else {}
+    checks: dict[str, HealthCheck] = {}
+    if "healthchecks" in doc:
+        checks = _healthchecks(ck, doc["healthchecks"], doc.line_of("healthchecks"))
+    if origin is None:
+        return None  # records are relative to the zone: nothing more to check
+    drafts = []
+    if "records" in doc:
+        check_names = set(checks) | _written_keys(doc.get("healthchecks"))
+        drafts = parse_records(
+            ck, doc["records"], doc.line_of("records"), origin, ttl or 0, regions, check_names
+        )
+    check_zone_shape(ck, drafts, origin, nameservers)
+    if ck.problems or ttl is None or soa is None:
+        return None
+    rrsets = sorted((d.rrset for d in drafts if d.rrset), key=lambda r: (r.name, r.rtype))
+    return Zone(
+        origin=origin.to_text(),
+        ttl=ttl,
+        soa=soa,
+        nameservers=tuple(ns.to_text() for ns, _, _ in nameservers),
+        regions=regions,
+        healthchecks=checks,
+        rrsets=tuple(rrsets),
+        serial=serial,
+        source=source,
+    )
+
+
+def _written_keys(value: Any) -> set[str]:
+    """Names of health checks as written, valid or not (avoids 'unknown' noise)."""
+    return {k for k in value if isinstance(k, str)} if isinstance(value, dict) else set()
+
+
+def _file_zone_name(source: str) -> str | None:
+    name = pathlib.PurePath(source).name
+    for suffix in ZONE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)].rstrip(".").lower()
+    return None
+
+
+def _origin(ck: Checker, doc: PosDict, source: str) -> dns.name.Name | None:
+    from_file = _file_zone_name(source)
+    file_name = pathlib.PurePath(source).name
+    line, path = doc.line_of("zone"), "zone"
+    if "zone" not in doc:
+        if not from_file:
+            ck.add(
+                doc.line, path, f'missing required key (cannot tell the zone from "{file_name}")'
+            )
+            return None
+        text = from_file
+    else:
+        written = as_str(ck, doc["zone"], line, path)
+        if written is None:
+            return None
+        text = written.lower().removesuffix(".")
+        if from_file is not None and text != from_file:
+            ck.add(line, path, f'"{written}" does not match the file name "{file_name}"')
+            return None
+    why = label_problem(text.split(".")) if text else "the root zone cannot be served"
+    if why is None and "*" in text:
+        why = '"*" is not allowed in a zone name'
+    if why is None:
+        try:
+            return dns.name.from_text(text)
+        except dns.name.NameTooLong:
+            why = "longer than 255 bytes"
+    ck.add(line, path, f'"{text}" is not a valid zone name: {why}')
+    return None
+
+
+def _soa(ck: Checker, value: Any, line: int) -> Soa | None:
+    path = "soa"
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return None
+    before = len(ck.problems)
+    check_keys(ck, m, path, SOA_KEYS, SOA_KEYS, line)
+    primary = None
+    if "primary" in m:
+        primary = absolute_name(ck, m["primary"], m.line_of("primary"), join(path, "primary"))
+    email = (
+        _email(ck, m["email"], m.line_of("email"), join(path, "email")) if "email" in m else None
+    )
+    timers = {
+        key: as_ttl(ck, m[key], m.line_of(key), join(path, key)) for key in SOA_KEYS[2:] if key in m
+    }
+    if len(ck.problems) != before or primary is None or email is None:
+        return None
+    return Soa(primary=primary.to_text(), email=email, **timers)  # type: ignore[arg-type]
+
+
+def _email(ck: Checker, value: Any, line: int, path: str) -> str | None:
+    text = as_str(ck, value, line, path)
+    if text is None:
+        return None
+    local, at, domain = text.partition("@")
+    domain = domain.removesuffix(".")
+    if (
+        not at
+        or not local
+        or any(c.isspace() or c in "@\\" for c in local)
+        or not domain
+        or label_problem(domain.split(".")) is not None
+        or "*" in domain
+    ):
+        ck.add(line, path, f'"{text}" is not an address like hostmaster@example.com')
+        return None
+    return text.lower()
+
+
+def _nameservers(ck: Checker, doc: PosDict) -> list[tuple[dns.name.Name, int, str]]:
+    path = "nameservers"
+    items = as_list(ck, doc["nameservers"], doc.line_of(path), path)
+    out: list[tuple[dns.name.Name, int, str]] = []
+    for i, item in enumerate(items or ()):
+        ipath, iline = index(path, i), items.lines[i]  # type: ignore[union-attr]
+        name = absolute_name(ck, item, iline, ipath)
+        if name is None:
+            continue
+        if any(name == seen for seen, _, _ in out):
+            ck.add(iline, ipath, f"{name} is listed twice")
+            continue
+        out.append((name, iline, ipath))
+    return out
+
+
+def _regions(ck: Checker, value: Any, line: int) -> dict[str, Region]:
+    path = "regions"
+    regions: dict[str, Region] = {}
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return regions
+    check_keys(ck, m, path, m.keys())  # duplicates only
+    for name, spec in m.items():
+        rpath, rline = join(path, name), m.line_of(name)
+        if not isinstance(name, str):
+            ck.add(rline, rpath, f"expected a region name, got {describe(name)}")
+            continue
+        r = as_map(ck, spec, rline, rpath)
+        if r is None:
+            continue
+        check_keys(ck, r, rpath, ("lat", "lon"), ("lat", "lon"), rline)
+        lat = (
+            as_number(ck, r["lat"], r.line_of("lat"), join(rpath, "lat"), -90, 90)
+            if "lat" in r
+            else None
+        )
+        lon = (
+            as_number(ck, r["lon"], r.line_of("lon"), join(rpath, "lon"), -180, 180)
+            if "lon" in r
+            else None
+        )
+        if lat is not None and lon is not None:
+            regions[name] = Region(name, lat, lon)
+    return regions
+
+
+def _healthchecks(ck: Checker, value: Any, line: int) -> dict[str, HealthCheck]:
+    path = "healthchecks"
+    checks: dict[str, HealthCheck] = {}
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return checks
+    check_keys(ck, m, path, m.keys())  # duplicates only
+    for name, spec in m.items():
+        cpath, cline = join(path, name), m.line_of(name)
+        if not isinstance(name, str):
+            ck.add(cline, cpath, f"expected a health check name, got {describe(name)}")
+            continue
+        check = _healthcheck(ck, name, spec, cline, cpath)
+        if check is not None:
+            checks[name] = check
+    return checks
+
+
+def _healthcheck(ck: Checker, name: str, value: Any, line: int, path: str) -> HealthCheck | None:
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return None
+    before = len(ck.problems)
+    check_keys(ck, m, path, CHECK_KEYS, ("protocol",), line)
+
+    def at(key: str) -> tuple[Any, int, str]:
+        return m[key], m.line_of(key), join(path, key)
+
+    protocol = choice(ck, *at("protocol"), ("http", "https", "tcp")) if "protocol" in m else None
+    fields: dict[str, Any] = {}
+    if "port" in m:
+        fields["port"] = as_int(ck, *at("port"), 1, 65535)
+    elif protocol == "tcp":
+        ck.add(line, join(path, "port"), "missing required key (a tcp check has no default port)")
+    elif protocol is not None:
+        fields["port"] = DEFAULT_PORTS[protocol]
+    for key in HTTP_ONLY:
+        if key in m and protocol == "tcp":
+            ck.add(m.line_of(key), join(path, key), f"{key} only applies to http and https checks")
+    if "path" in m:
+        p = as_str(ck, *at("path"))
+        if p is not None and not p.startswith("/"):
+            ck.add(m.line_of("path"), join(path, "path"), f'"{p}" does not start with "/"')
+        fields["path"] = p
+    if "host" in m:
+        host = as_str(ck, *at("host"))
+        if host is not None and (label_problem(host.removesuffix(".").split(".")) or "*" in host):
+            ck.add(m.line_of("host"), join(path, "host"), f'"{host}" is not a host name')
+        fields["host"] = host
+    if "expect" in m:
+        fields.update(_expect(ck, *at("expect")))
+    for key in ("interval", "timeout"):
+        if key in m:
+            fields[key] = as_duration(ck, *at(key))
+    for key in ("rise", "fall"):
+        if key in m:
+            fields[key] = as_int(ck, *at(key), 1, 100)
+    if "verify_tls" in m:
+        fields["verify_tls"] = as_bool(ck, *at("verify_tls"))
+        if protocol in ("http", "tcp"):
+            ck.add(
+                m.line_of("verify_tls"),
+                join(path, "verify_tls"),
+                "verify_tls only applies to https checks",
+            )
+    interval, timeout = fields.get("interval") or 10.0, fields.get("timeout") or 2.0
+    if "timeout" in m and fields.get("timeout") and timeout > interval:
+        ck.add(
+            m.line_of("timeout"),
+            join(path, "timeout"),
+            f"the timeout ({timeout:g}s) is longer than the interval ({interval:g}s)",
+        )
+    if len(ck.problems) != before or protocol is None:
+        return None
+    return HealthCheck(name=name, protocol=protocol, **fields)  # type: ignore[arg-type]
+
+
+def _expect(ck: Checker, value: Any, line: int, path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return out
+    check_keys(ck, m, path, ("status", "body_contains"))
+    if "status" in m:
+        spath = join(path, "status")
+        items = as_list(ck, m["status"], m.line_of("status"), spath)
+        codes = [
+            as_int(ck, item, items.lines[i], index(spath, i), 100, 599)  # type: ignore[union-attr]
+            for i, item in enumerate(items or ())
+        ]
+        out["expect_status"] = tuple(c for c in codes if c is not None)
+    if "body_contains" in m:
+        out["expect_body"] = as_str(
+            ck, m["body_contains"], m.line_of("body_contains"), join(path, "body_contains")
+        )
+    return out

@@ -1,0 +1,166 @@
+"""Name lookup inside the hosted zones: the RFC 1034 §4.3.2 algorithm.
+
+`lookup(snapshot, qname, qtype)` says what the answer is made of, not how it
+is rendered: a `Resolution` with the rcode, the AA bit and the RRsets of each
+section. Answer parts may be routed (their records are chosen per client by
+`core.route`), everything else is static. It handles zone cuts (referrals with
+glue, except DS at the cut which the parent answers), wildcards with the
+closest-encloser rule and empty non-terminals (RFC 4592), CNAME chains across
+hosted zones (RFC 6604 rcode of the last name), ALIAS flattening and minimal
+ANY answers (RFC 8482).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+
+from geostream_dns.core.render import RRs
+from geostream_dns.core.snapshot import ALIAS, RRsetData, Snapshot, ZoneTree
+from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED
+
+MAX_CHAIN = 12  # CNAME hops followed before giving up (loops end here too)
+WILDCARD = b"*"
+
+A = dns.rdatatype.A
+AAAA = dns.rdatatype.AAAA
+CNAME = dns.rdatatype.CNAME
+NS = dns.rdatatype.NS
+SOA = dns.rdatatype.SOA
+DS = dns.rdatatype.DS
+ANY = dns.rdatatype.ANY
+
+# The RRset a minimal ANY answer (RFC 8482 §4.2) returns, in order of preference.
+ANY_PREFERENCE = (A, AAAA, CNAME, dns.rdatatype.MX, dns.rdatatype.TXT, NS, SOA)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One answer RRset: `data` answered with owner `owner` and TTL `ttl`."""
+
+    owner: dns.name.Name
+    data: RRsetData
+    ttl: int
+
+    @property
+    def routed(self) -> bool:
+        return self.data.router is not None
+
+    def static_rrs(self) -> RRs:
+        return RRs(self.owner, self.data.rdtype, self.ttl, self.data.rdatas)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    rcode: int
+    aa: bool
+    answer: tuple[Part, ...] = ()
+    authority: tuple[RRs, ...] = ()
+    additional: tuple[RRs, ...] = ()
+    zone: ZoneTree | None = None
+
+    @property
+    def routed(self) -> bool:
+        return any(p.data.router is not None for p in self.answer)
+
+
+REFUSED_RESOLUTION = Resolution(REFUSED, False)
+
+
+def lookup(snapshot: Snapshot, qname: dns.name.Name, qtype: int) -> Resolution:
+    zone = snapshot.find_zone(qname)
+    if zone is None:
+        return REFUSED_RESOLUTION
+    answer: list[Part] = []
+    seen: set[dns.name.Name] = set()
+    name = qname
+    while True:
+        cut = zone.find_cut(name)
+        if cut is not None and not (qtype == DS and name == cut):
+            if answer:  # a CNAME led below a cut: the resolver follows the referral itself
+                return Resolution(NOERROR, True, tuple(answer), zone=zone)
+            return _referral(zone, cut)
+        node = zone.nodes.get(name)
+        if node is None:
+            node = _wildcard(zone, name)
+            if node is None:
+                return Resolution(NXDOMAIN, True, tuple(answer), (_negative_soa(zone),), zone=zone)
+        if qtype == ANY:
+            return _minimal_any(zone, name, node, answer)
+        found = node.get(qtype) if qtype != ALIAS else None
+        if found is not None:
+            answer.append(Part(name, found, found.ttl))
+            return Resolution(NOERROR, True, tuple(answer), zone=zone)
+        if qtype in (A, AAAA) and ALIAS in node:
+            alias = node[ALIAS]
+            flattened = _flatten_alias(snapshot, alias, qtype)
+            if flattened is not None:
+                answer.append(Part(name, flattened, alias.ttl))
+                return Resolution(NOERROR, True, tuple(answer), zone=zone)
+        cname = node.get(CNAME)
+        if cname is None:
+            return Resolution(NOERROR, True, tuple(answer), (_negative_soa(zone),), zone=zone)
+        answer.append(Part(name, cname, cname.ttl))
+        seen.add(name)
+        if cname.router is not None or len(answer) >= MAX_CHAIN:
+            # A routed CNAME's target depends on the client; the resolver
+            # follows it with a new query.
+            return Resolution(NOERROR, True, tuple(answer), zone=zone)
+        target = cname.rdatas[0].target  # type: ignore[attr-defined]
+        next_zone = snapshot.find_zone(target)
+        if next_zone is None or target in seen:
+            return Resolution(NOERROR, True, tuple(answer), zone=zone)
+        zone, name = next_zone, target
+
+
+def _wildcard(zone: ZoneTree, name: dns.name.Name) -> dict[int, RRsetData] | None:
+    """The wildcard node that synthesizes `name`, if any (RFC 4592 §3.3.1)."""
+    encloser = name.parent()
+    while encloser not in zone.nodes:
+        if len(encloser) <= len(zone.origin):
+            return None
+        encloser = encloser.parent()
+    return zone.nodes.get(dns.name.Name((WILDCARD, *encloser.labels)))
+
+
+def _negative_soa(zone: ZoneTree) -> RRs:
+    return RRs(zone.origin, SOA, zone.negative_ttl, zone.soa.rdatas)
+
+
+def _referral(zone: ZoneTree, cut: dns.name.Name) -> Resolution:
+    ns = zone.nodes[cut][NS]
+    glue: list[RRs] = []
+    for rdata in ns.rdatas:
+        target = rdata.target  # type: ignore[attr-defined]
+        if not target.is_subdomain(zone.origin):
+            continue
+        node = zone.nodes.get(target, {})
+        for rdtype in (A, AAAA):
+            data = node.get(rdtype)
+            if data is not None and data.router is None:
+                glue.append(RRs(target, rdtype, data.ttl, data.rdatas))
+    return Resolution(NOERROR, False, (), (RRs(cut, NS, ns.ttl, ns.rdatas),), tuple(glue), zone)
+
+
+def _flatten_alias(snapshot: Snapshot, alias: RRsetData, qtype: int) -> RRsetData | None:
+    assert alias.alias is not None
+    target_zone = snapshot.find_zone(alias.alias)
+    if target_zone is None:
+        return None
+    return target_zone.nodes.get(alias.alias, {}).get(qtype)
+
+
+def _minimal_any(zone: ZoneTree, name: dns.name.Name, node: dict[int, RRsetData],
+                 answer: list[Part]) -> Resolution:
+    for rdtype in ANY_PREFERENCE:
+        data = node.get(rdtype)
+        if data is not None:
+            answer.append(Part(name, data, data.ttl))
+            return Resolution(NOERROR, True, tuple(answer), zone=zone)
+    for rdtype, data in sorted(node.items()):
+        if rdtype != ALIAS:
+            answer.append(Part(name, data, data.ttl))
+            return Resolution(NOERROR, True, tuple(answer), zone=zone)
+    return Resolution(NOERROR, True, tuple(answer), (_negative_soa(zone),), zone=zone)

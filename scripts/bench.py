@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Load-test GeoStream DNS with dnsperf and compare it with a plain dnslib server.
+
+Runs (all bounded by -l, all against 127.0.0.1):
+  geostream  max       dnsperf -c 4 -q 200, no rate limit       -> queries/s, loss, latency
+  geostream  rate      dnsperf -c 4 -Q RATE (default 50000)     -> latency and loss at a fixed rate
+  geostream  max+edns  like `max` but with -e (EDNS0 on every query), shorter
+  dnslib     max       scripts/dnslib_baseline.py, same as `max`
+and prints the server's CPU time per answered query (utime+stime from /proc) and
+the ratio GeoStream qps / dnslib qps. Servers are pinned to CPU 1 and dnsperf to
+CPU 0 when the machine has at least two CPUs. Results: bench-results/latest.json.
+
+    .venv/bin/python scripts/bench.py [--seconds 10] [--only geostream|dnslib]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE_FILE = ROOT / "zones" / "example.com.yaml"
+RESULTS_DIR = ROOT / "bench-results"
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- query file
+def zone_names(zone_file: Path) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """(origin, existing (name, type) pairs, wildcard parents) of the sample zone."""
+    import yaml
+
+    doc = yaml.safe_load(zone_file.read_text())
+    origin = str(doc.get("zone") or zone_file.name[: -len(".yaml")]).rstrip(".") + "."
+    existing: list[tuple[str, str]] = []
+    wildcards: list[str] = []
+    delegated = [
+        str(n) for n, r in (doc.get("records") or {}).items()
+        if any(x.get("type") == "NS" for x in (r if isinstance(r, list) else [r]))
+    ]
+    for name, recs in (doc.get("records") or {}).items():
+        name = str(name)
+        fqdn = origin if name in ("", "@") else f"{name}.{origin}"
+        if name.startswith("*."):
+            wildcards.append(fqdn[2:])
+            continue
+        if any(name == d or name.endswith("." + d) for d in delegated):
+            continue  # at or below a zone cut: referrals, not answers
+        for rec in recs if isinstance(recs, list) else [recs]:
+            rtype = rec.get("type")
+            if rtype in ("A", "AAAA", "MX", "TXT"):
+                existing.append((fqdn, rtype))
+            elif rtype == "ALIAS":
+                existing.append((fqdn, "A"))
+            elif rtype == "CNAME":
+                existing.append((fqdn, "A"))  # resolvers ask for the address
+    return origin, sorted(set(existing)), wildcards
+
+
+def build_query_file(path: Path, zone_file: Path, lines: int = 20000, seed: int = 53) -> dict:
+    """~80% existing names (A/AAAA/MX/TXT), ~10% NXDOMAIN, ~10% wildcard-matched."""
+    rnd = random.Random(seed)
+    origin, existing, wildcards = zone_names(zone_file)
+    if not existing:
+        raise SystemExit(f"no queryable records in {zone_file}")
+    # the routed www A is the hot name, as a front door would be
+    weights = [4 if (n.startswith("www.") and t == "A") else 1 for n, t in existing]
+    counts = {"existing": 0, "nxdomain": 0, "wildcard": 0}
+    out = []
+    for _ in range(lines):
+        r = rnd.random()
+        if r < 0.10:
+            out.append(f"nx-{rnd.getrandbits(32):08x}.{origin} A")
+            counts["nxdomain"] += 1
+        elif r < 0.20 and wildcards:
+            out.append(f"h{rnd.getrandbits(24):06x}.{rnd.choice(wildcards)} A")
+            counts["wildcard"] += 1
+        else:
+            name, rtype = rnd.choices(existing, weights)[0]
+            out.append(f"{name} {rtype}")
+            counts["existing"] += 1
+    path.write_text("\n".join(out) + "\n")
+    return {"file": str(path), "lines": lines, "seed": seed, "mix": counts,
+            "existing_names": [f"{n} {t}" for n, t in existing]}
+
+
+# ---------------------------------------------------------------- processes
+def free_port(avoid: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port not in avoid:
+                return port
+    raise RuntimeError("no free port")
+
+
+def pin(cpu: int, cmd: list[str], enabled: bool) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if enabled else cmd
+
+
+def proc_ticks(pid: int) -> int:
+    """utime+stime (clock ticks) of pid and all its descendants."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (ppid, ticks)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state): ppid=4, utime=14, stime=15
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen or p not in stats:
+            continue
+        seen.add(p)
+        total += stats[p][1]
+        todo.extend(c for c, (pp, _) in stats.items() if pp == p)
+    return total
+
+
+def dns_probe(port: int, name: str = "static.example.com.", timeout: float = 0.5) -> bool:
+    """One UDP A query; True when any well-formed reply with our id comes back."""
+    qid = random.getrandbits(16)
+    wire = qid.to_bytes(2, "big") + b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.rstrip(".").split("."):
+        wire += bytes([len(label)]) + label.encode()
+    wire += b"\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(wire, ("127.0.0.1", port))
+            data = s.recv(4096)
+        except OSError:
+            return False
+    return len(data) >= 12 and int.from_bytes(data[:2], "big") == qid and bool(data[2] & 0x80)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return 200 <= r.status < 300
+    except Exception:
+        return False
+
+
+class Server:
+    """A server process we started; always stopped by PID."""
+
+    def __init__(self, name: str, cmd: list[str], log_path: Path):
+        self.name = name
+        self.cmd = cmd
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_ready(self, port: int, ready_url: str | None, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                tail = self.log_tail()
+                last = tail.splitlines()[-1] if tail else ""
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before "
+                                   f"ready: {last}\n{tail}")
+            if (ready_url is None or http_ok(ready_url)) and dns_probe(port):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+# ---------------------------------------------------------------- dnsperf
+_NUM = r"([0-9.]+)"
+_PATTERNS = {
+    "sent": rf"Queries sent:\s+{_NUM}",
+    "completed": rf"Queries completed:\s+{_NUM}",
+    "lost": rf"Queries lost:\s+{_NUM}",
+    "qps": rf"Queries per second:\s+{_NUM}",
+    "run_time_s": rf"Run time \(s\):\s+{_NUM}",
+    "avg_latency_s": rf"Average Latency \(s\):\s+{_NUM}",
+    "min_latency_s": rf"Average Latency \(s\):\s+[0-9.]+ \(min {_NUM}",
+    "max_latency_s": rf"Average Latency \(s\):.*max {_NUM}\)",
+    "latency_stddev_s": rf"Latency StdDev \(s\):\s+{_NUM}",
+}
+
+
+def parse_dnsperf(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, pat in _PATTERNS.items():
+        m = re.search(pat, text)
+        if m:
+            v = float(m.group(1))
+            out[key] = int(v) if key in ("sent", "completed", "lost") else v
+    m = re.search(r"Response codes:\s+(.*)", text)
+    if m:
+        out["rcodes"] = {k: int(v) for k, v in re.findall(r"([A-Z]+) (\d+)", m.group(1))}
+    for key in ("sent", "completed", "qps", "avg_latency_s"):
+        if key not in out:
+            raise RuntimeError(f"could not parse dnsperf output ({key}):\n{text}")
+    out["lost_pct"] = 100.0 * out.get("lost", 0) / out["sent"] if out["sent"] else 0.0
+    return out
+
+
+def run_dnsperf(server: Server, port: int, query_file: Path, seconds: int, *, pinned: bool,
+                label: str, target: str, extra: list[str]) -> dict[str, Any]:
+    cmd = pin(0, ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file),
+                  "-l", str(seconds), "-c", "4", *extra], pinned)
+    print(f"bench: {target:<9} {label:<9} {' '.join(cmd)}", flush=True)
+    before = proc_ticks(server.pid)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    after = proc_ticks(server.pid)
+    if res.returncode != 0:
+        raise RuntimeError(f"dnsperf failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    if not server.alive():
+        raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")
+    stats = parse_dnsperf(res.stdout)
+    cpu_s = (after - before) / CLK_TCK
+    stats.update(
+        target=target, run=label, seconds=seconds, dnsperf_args=cmd,
+        server_cpu_s=cpu_s,
+        server_cpu_us_per_query=(cpu_s * 1e6 / stats["completed"]) if stats["completed"] else None,
+    )
+    return stats
+
+
+# ---------------------------------------------------------------- main
+def fmt_table(runs: list[dict[str, Any]]) -> str:
+    head = ["target", "run", "sent", "completed", "lost %", "qps", "avg lat ms",
+            "max lat ms", "srv CPU µs/q"]
+    rows = [head]
+    for r in runs:
+        if "error" in r:
+            rows.append([r["target"], r["run"], "-", "-", "-", "-", "-", "-",
+                         "ERROR: " + r["error"].splitlines()[0][:100]])
+            continue
+        cpu = r.get("server_cpu_us_per_query")
+        rows.append([
+            r["target"], r["run"], str(r["sent"]), str(r["completed"]),
+            f"{r['lost_pct']:.2f}", f"{r['qps']:.0f}",
+            f"{r['avg_latency_s'] * 1e3:.3f}",
+            f"{r.get('max_latency_s', 0) * 1e3:.2f}",
+            "-" if cpu is None else f"{cpu:.1f}",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=10, help="length of each main run (-l)")
+    ap.add_argument("--only", choices=["geostream", "dnslib"], help="bench just one server")
+    ap.add_argument("--query-file", type=Path, help="dnsperf data file (default: generated)")
+    ap.add_argument("--extra-server-args", default="",
+                    help="extra arguments for `geostream-dns serve` (one shell-quoted string)")
+    ap.add_argument("--rate", type=int, default=50000, help="-Q for the fixed-rate run")
+    ap.add_argument("--server-bin",
+                    default=os.environ.get("GEOSTREAM_BIN", str(ROOT / ".venv/bin/geostream-dns")))
+    ap.add_argument("--ready-timeout", type=float, default=30.0)
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    args = ap.parse_args()
+
+    if args.seconds < 1:
+        ap.error("--seconds must be >= 1")
+    if not shutil.which("dnsperf"):
+        print("bench: dnsperf not found (apt-get install dnsperf, or `make bench`)",
+              file=sys.stderr)
+        return 2
+    ncpu = os.cpu_count() or 1
+    pinned = ncpu >= 2 and shutil.which("taskset") is not None
+    if not pinned:
+        print(f"bench: {ncpu} CPU(s): not pinning (server and dnsperf share CPUs)", flush=True)
+    python = str(VENV_PY if VENV_PY.exists() else Path(sys.executable))
+
+    tmp = Path(tempfile.mkdtemp(prefix="geostream-bench-"))
+    runs: list[dict[str, Any]] = []
+    query_info: dict[str, Any]
+    try:
+        if args.query_file:
+            qfile = args.query_file.resolve()
+            query_info = {"file": str(qfile), "lines": sum(1 for _ in qfile.open())}
+        else:
+            qfile = tmp / "queries.txt"
+            query_info = build_query_file(qfile, ZONE_FILE)
+            mix = query_info["mix"]
+            print(f"bench: query file {qfile}: {query_info['lines']} queries "
+                  f"(existing {mix['existing']}, nxdomain {mix['nxdomain']}, "
+                  f"wildcard {mix['wildcard']})", flush=True)
+
+        edns_seconds = max(2, args.seconds // 2)
+        plan: list[tuple[str, str, int, list[str]]] = []  # (target, run, seconds, dnsperf args)
+        if args.only in (None, "geostream"):
+            plan += [("geostream", "max", args.seconds, ["-q", "200"]),
+                     ("geostream", "rate", args.seconds, ["-Q", str(args.rate), "-q", "1000"]),
+                     ("geostream", "max+edns", edns_seconds, ["-q", "200", "-e"])]
+        if args.only in (None, "dnslib"):
+            plan += [("dnslib", "max", args.seconds, ["-q", "200"])]
+
+        for target in dict.fromkeys(t for t, *_ in plan):
+            port = free_port()
+            if target == "geostream":
+                hport = free_port({port})
+                state = tmp / "state"
+                state.mkdir(exist_ok=True)
+                cmd = [args.server_bin, "serve", "--zones", "zones/",
+                       "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{hport}",
+                       "--state-dir", str(state), *shlex.split(args.extra_server_args)]
+                ready_url: str | None = f"http://127.0.0.1:{hport}/ready"
+            else:
+                cmd = [python, str(ROOT / "scripts" / "dnslib_baseline.py"), "--port", str(port)]
+                ready_url = None
+            server: Server | None = None
+            try:
+                server = Server(target, pin(1, cmd, pinned), tmp / f"{target}.log")
+                print(f"bench: started {target} pid {server.pid}: {' '.join(server.cmd)}",
+                      flush=True)
+                server.wait_ready(port, ready_url, args.ready_timeout)
+                for t, label, secs, extra in plan:
+                    if t == target:
+                        runs.append(run_dnsperf(server, port, qfile, secs, pinned=pinned,
+                                                label=label, target=target, extra=extra))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"bench: {target}: {exc}", file=sys.stderr, flush=True)
+                for t, label, *_ in plan:
+                    if t == target and not any(r["target"] == t and r["run"] == label
+                                               for r in runs):
+                        runs.append({"target": t, "run": label, "error": str(exc)})
+            finally:
+                if server is not None:
+                    server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def qps(target: str) -> float | None:
+        for r in runs:
+            if r["target"] == target and r["run"] == "max" and "error" not in r:
+                return float(r["qps"])
+        return None
+
+    g, d = qps("geostream"), qps("dnslib")
+    ratio = g / d if g and d else None
+
+    print()
+    print(fmt_table(runs))
+    if g is not None and d is not None and ratio is not None:
+        print(f"\nGeoStream {g:.0f} qps / dnslib {d:.0f} qps = {ratio:.2f}x")
+
+    result = {
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": ncpu, "pinned": pinned, "clk_tck": CLK_TCK,
+                 "server_cpu": 1 if pinned else None, "dnsperf_cpu": 0 if pinned else None},
+        "settings": {"seconds": args.seconds, "rate": args.rate, "clients": 4,
+                     "extra_server_args": args.extra_server_args},
+        "queries": {k: v for k, v in query_info.items() if k != "existing_names"}
+        | {"existing_names": query_info.get("existing_names")},
+        "runs": runs,
+        "ratio_geostream_over_dnslib": ratio,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"bench: wrote {args.out}")
+    return 1 if any("error" in r for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
