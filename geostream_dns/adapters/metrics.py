@@ -1,0 +1,162 @@
+"""Prometheus metrics, read from the running App only when `/metrics` is scraped.
+
+How this works: the transports count queries in plain integers
+(`adapters.stats.QueryStats`) and never touch prometheus_client, so counting
+costs a dictionary update per query. `AppCollector.collect()` runs at scrape
+time and turns those integers, and the App's configuration state, into metric
+families. It is a list of small *sources*, each a function `(app) -> metric
+families`; a later subsystem (health prober, cache, RRL) adds its own source
+to the list instead of editing this one.
+
+Every App gets its own `CollectorRegistry` (never the process-global default),
+so tests and several Apps in one process do not share or clash over metrics.
+
+Labels come from small fixed sets: query types and rcodes outside the known
+sets are counted as ``OTHER``, so several raw counter keys can collapse into
+one label set; their counts are summed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import dns.rcode
+import dns.rdatatype
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
+
+from geostream_dns.adapters.stats import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from geostream_dns.app import App
+
+MetricSource = Callable[["App"], Iterable[Metric]]
+
+# Label values for query types and response codes; anything else is "OTHER".
+QTYPE_LABELS: dict[int, str] = {
+    int(t): dns.rdatatype.to_text(t)
+    for t in (
+        dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.CNAME, dns.rdatatype.MX,
+        dns.rdatatype.TXT, dns.rdatatype.NS, dns.rdatatype.SOA, dns.rdatatype.SRV,
+        dns.rdatatype.CAA, dns.rdatatype.PTR, dns.rdatatype.DS, dns.rdatatype.ANY,
+        dns.rdatatype.DNSKEY, dns.rdatatype.HTTPS, dns.rdatatype.SVCB,
+        dns.rdatatype.AXFR, dns.rdatatype.IXFR,
+    )
+}
+RCODE_LABELS: dict[int, str] = {
+    int(r): dns.rcode.to_text(r)
+    for r in (
+        dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.REFUSED, dns.rcode.FORMERR,
+        dns.rcode.NOTIMP, dns.rcode.SERVFAIL, dns.rcode.BADVERS,
+    )
+}
+# QueryStats stores rcode -1 (the packet was dropped, no reply) as 0xFF.
+RCODE_LABELS[0xFF] = "DROPPED"
+OTHER = "OTHER"
+
+
+def query_labels(key: int) -> tuple[str, str]:
+    """A `QueryStats.counts` key (``qtype << 8 | rcode & 0xFF``) -> (qtype, rcode) labels."""
+    return QTYPE_LABELS.get(key >> 8, OTHER), RCODE_LABELS.get(key & 0xFF, OTHER)
+
+
+def cumulative_buckets(per_bucket: Sequence[int],
+                       bounds: Sequence[float] = LATENCY_BUCKETS) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one is +Inf) -> Prometheus cumulative buckets."""
+    buckets: list[tuple[str, float]] = []
+    total = 0
+    for bound, count in zip((*bounds, float("inf")), per_bucket, strict=True):
+        total += count
+        buckets.append((floatToGoString(bound), float(total)))
+    return buckets
+
+
+# -- sources -------------------------------------------------------------
+
+
+def query_metrics(app: App) -> Iterator[Metric]:
+    stats = app.stats
+    queries = CounterMetricFamily(
+        "geostream_dns_queries", "DNS queries answered (or dropped), by transport, "
+        "query type and response code.", labels=["transport", "qtype", "rcode"])
+    for transport, counts in stats.counts.items():
+        summed: dict[tuple[str, str], int] = {}
+        # list(): the event loop may add keys while a threaded scrape reads.
+        for key, count in list(counts.items()):
+            labels = query_labels(key)
+            summed[labels] = summed.get(labels, 0) + count
+        for (qtype, rcode), count in sorted(summed.items()):
+            queries.add_metric([transport, qtype, rcode], count)
+    yield queries
+
+    buckets = list(stats.latency_buckets)
+    yield HistogramMetricFamily(
+        "geostream_dns_answer_duration_seconds",
+        "Time from receiving a DNS query to handing its answer to the transport.",
+        buckets=cumulative_buckets(buckets), sum_value=stats.latency_sum_ns / 1e9)
+    yield CounterMetricFamily(
+        "geostream_dns_query_errors", "Queries that raised an unexpected error.",
+        value=stats.errors)
+    yield CounterMetricFamily(
+        "geostream_dns_tcp_connections", "DNS-over-TCP connections accepted.",
+        value=stats.tcp_connections)
+    yield CounterMetricFamily(
+        "geostream_dns_tcp_idle_closed", "DNS-over-TCP connections closed for being idle.",
+        value=stats.tcp_idle_closed)
+
+
+def config_metrics(app: App) -> Iterator[Metric]:
+    snapshot = app.resolver.snapshot
+    yield GaugeMetricFamily(
+        "geostream_config_generation", "Generation of the configuration being served.",
+        value=app.generation)
+    yield CounterMetricFamily(
+        "geostream_config_reload_errors", "Reloads that found invalid zones or failed.",
+        value=app.reload_errors)
+    yield GaugeMetricFamily(
+        "geostream_config_zones", "Zones being served.", value=len(snapshot.zones))
+    yield GaugeMetricFamily(
+        "geostream_config_record_sets", "Record sets being served, over all zones.",
+        value=snapshot.record_sets)
+    yield GaugeMetricFamily(
+        "geostream_ready", "1 once a configuration is loaded and answering, else 0.",
+        value=1 if app.ready else 0)
+
+
+DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics)
+
+
+class AppCollector:
+    """A prometheus_client collector over an App: runs every source at scrape time."""
+
+    def __init__(self, app: App, sources: Iterable[MetricSource] = DEFAULT_SOURCES) -> None:
+        self.app = app
+        self.sources: list[MetricSource] = list(sources)
+
+    def add(self, source: MetricSource) -> None:
+        self.sources.append(source)
+
+    def collect(self) -> Iterator[Metric]:
+        for source in self.sources:
+            yield from source(self.app)
+
+    def describe(self) -> list[Metric]:
+        # Registration must not run the sources (the App may not be started yet).
+        return []
+
+
+def make_registry(app: App, sources: Iterable[MetricSource] = DEFAULT_SOURCES
+                  ) -> CollectorRegistry:
+    """A fresh registry with the App's metrics plus process and platform metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AppCollector(app, sources))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry

@@ -1,0 +1,485 @@
+"""The HTTP endpoint (SPEC §7): health, readiness, metrics and the /v1 API.
+
+How this works: a deliberately small HTTP/1.1 server on `asyncio.start_server`.
+The protocol part is pure: `parse_head` turns the bytes of a request head into
+a `RequestHead` or raises `HttpError`, and `render_response` turns a
+`Response` into bytes. `_serve_connection` owns the I/O and the policy: it
+reads a head (at most `MAX_HEAD` bytes), then a `Content-Length` body (at most
+`MAX_BODY`), each within `read_timeout` seconds, dispatches through the
+`Router`, writes the answer and loops while the connection is kept alive
+(HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
+`Connection: keep-alive`). After a malformed request the connection is closed,
+since where the next request starts is unknown.
+
+Routes are a table of (method, pattern, handler, auth). A pattern's `{name}`
+segments are captured into `request.params`; a path that matches with another
+method answers 405; routes that change state (every method but GET and HEAD,
+unless told otherwise) pass `require_token` first. Other modules add routes
+with `server.router.add("GET", "/v1/explain", handler)`, before or after the
+server starts. Every error is JSON: `{"error": "...", "details": [...]}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import dns.exception
+import dns.name
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from geostream_dns.adapters.metrics import make_registry
+
+if TYPE_CHECKING:
+    from geostream_dns.app import App
+    from geostream_dns.core.snapshot import ZoneTree
+
+log = structlog.get_logger("geostream.http")
+
+MAX_HEAD = 16 * 1024  # request line plus headers
+MAX_BODY = 1024 * 1024
+READ_TIMEOUT = 10.0  # seconds for a head or a body; also the keep-alive idle limit
+JSON = "application/json"
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but HTAB
+
+
+class HttpError(Exception):
+    """An HTTP error answered as JSON; raise it from a handler."""
+
+    def __init__(self, status: int, message: str, details: Iterable[Any] = (),
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = list(details)
+        self.headers = headers or {}
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str  # "HTTP/1.1" or "HTTP/1.0"
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+
+    @property
+    def content_length(self) -> int:
+        text = self.headers.get("content-length")
+        if text is None:
+            return 0
+        # Repeated identical values ("5, 5") are allowed (RFC 9110 §8.6).
+        values = {v.strip() for v in text.split(",")}
+        if len(values) != 1 or not (value := values.pop()).isdigit():
+            raise HttpError(400, "bad Content-Length", [text])
+        return int(value)
+
+    @property
+    def keep_alive(self) -> bool:
+        options = {o.strip().lower() for o in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in options
+        return "close" not in options
+
+
+@dataclass(slots=True)
+class Request:
+    app: App
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+    client: str = ""
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HttpError(400, "request body is not valid JSON", [str(exc)]) from exc
+
+
+@dataclass(slots=True)
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(payload: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    return Response(status, body, JSON, headers or {})
+
+
+def error_response(status: int, message: str, details: Iterable[Any] = (),
+                   headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message, "details": list(details)}, status, headers)
+
+
+# -- protocol (no I/O) ---------------------------------------------------
+
+
+def parse_head(data: bytes) -> RequestHead:
+    """The bytes of a request head (without the blank line) -> RequestHead."""
+    text = data.decode("latin-1")
+    request_line, *lines = text.split("\r\n")
+    parts = request_line.split(" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line", [request_line[:200]])
+    method, target, version = parts
+    if not _TOKEN.fullmatch(method):
+        raise HttpError(400, "malformed method", [method[:200]])
+    if not re.fullmatch(r"HTTP/\d\.\d", version):
+        raise HttpError(400, "malformed HTTP version", [version[:200]])
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise HttpError(505, "HTTP version not supported", [version])
+    if _CTL.search(target):
+        raise HttpError(400, "malformed request target", [target[:200]])
+    split_target(target)
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            # Also rejects obsolete line folding and space before the colon (RFC 9112 §5).
+            raise HttpError(400, "malformed header line", [line[:200]])
+        value = value.strip(" \t")
+        if _CTL.search(value):
+            raise HttpError(400, "control character in header value", [name])
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    if "transfer-encoding" in headers:
+        raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length",
+                        [headers["transfer-encoding"]])
+    return RequestHead(method, target, version, headers)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """A request target (origin or absolute form) -> (path, query string)."""
+    if target.startswith("/"):
+        path, _, query = target.partition("?")
+        return path, query
+    if target.lower().startswith(("http://", "https://")):
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    raise HttpError(400, "malformed request target", [target[:200]])
+
+
+def render_response(response: Response, keep_alive: bool, with_body: bool = True) -> bytes:
+    reason = _reason(response.status)
+    lines = [f"HTTP/1.1 {response.status} {reason}",
+             f"Content-Type: {response.content_type}",
+             f"Content-Length: {len(response.body)}",
+             f"Connection: {'keep-alive' if keep_alive else 'close'}",
+             "Cache-Control: no-store"]
+    lines.extend(f"{k}: {v}" for k, v in response.headers.items())
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + response.body if with_body else head
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+# -- routing -------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: str
+    segments: tuple[str, ...]
+    handler: Handler
+    auth: bool  # passes require_token before the handler
+
+    def match(self, segments: list[str]) -> dict[str, str] | None:
+        if len(segments) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(self.segments, segments, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if not got:
+                    return None
+                params[want[1:-1]] = unquote(got)
+            elif want != got:
+                return None
+        return params
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, method: str, pattern: str, handler: Handler, *,
+            auth: bool | None = None) -> None:
+        """Route `method pattern` to `handler`; `auth` defaults to True for writes."""
+        method = method.upper()
+        if not pattern.startswith("/"):
+            raise ValueError(f"route pattern must start with '/': {pattern!r}")
+        if auth is None:
+            auth = method not in ("GET", "HEAD")
+        self.routes.append(Route(method, pattern, tuple(pattern.split("/")), handler, auth))
+
+    def route(self, method: str, pattern: str, *,
+              auth: bool | None = None) -> Callable[[Handler], Handler]:
+        """Decorator form of `add`."""
+        def register(handler: Handler) -> Handler:
+            self.add(method, pattern, handler, auth=auth)
+            return handler
+        return register
+
+    def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        segments = path.split("/")
+        allowed: list[str] = []
+        for route in self.routes:
+            params = route.match(segments)
+            if params is None:
+                continue
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, params
+            allowed.append(route.method)
+        if allowed:
+            if "GET" in allowed:
+                allowed.append("HEAD")
+            allow = ", ".join(sorted(set(allowed)))
+            raise HttpError(405, "method not allowed", [f"allowed: {allow}"], {"Allow": allow})
+        raise HttpError(404, "not found")
+
+    async def dispatch(self, request: Request) -> Response:
+        try:
+            route, request.params = self.resolve(request.method, request.path)
+            if route.auth:
+                require_token(request)
+            return await route.handler(request)
+        except HttpError as exc:
+            return error_response(exc.status, exc.message, exc.details, exc.headers)
+        except Exception:  # noqa: BLE001 - one failing handler must not stop the server
+            log.exception("http.request_failed", method=request.method, path=request.path)
+            return error_response(500, "internal server error")
+
+
+def require_token(request: Request) -> None:
+    """Allow a write only with `Authorization: Bearer $GEOSTREAM_API_TOKEN` (SPEC §7)."""
+    token = request.app.settings.api_token
+    if not token:
+        raise HttpError(403, "API is read-only: set GEOSTREAM_API_TOKEN")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()):
+        raise HttpError(401, "missing or wrong bearer token",
+                        headers={"WWW-Authenticate": 'Bearer realm="geostream"'})
+
+
+# -- the built-in routes -------------------------------------------------
+
+
+def default_router(registry: CollectorRegistry) -> Router:
+    router = Router()
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        app = request.app
+        if app.ready:
+            return json_response({"status": "ready", "generation": app.generation})
+        return json_response({"status": "starting"}, 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+    router.add("GET", "/health", health)
+    router.add("GET", "/ready", ready)
+    router.add("GET", "/metrics", metrics)
+    router.add("GET", "/v1/zones", list_zones)
+    router.add("GET", "/v1/zones/{zone}", get_zone)
+    from geostream_dns.api import explain
+
+    explain.register(router)
+    return router
+
+
+async def list_zones(request: Request) -> Response:
+    zones = request.app.resolver.snapshot.zones
+    listing = [_zone_summary(zones[origin]) for origin in sorted(zones)]
+    return json_response({"zones": listing})
+
+
+async def get_zone(request: Request) -> Response:
+    text = request.params["zone"]
+    try:
+        origin = dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise HttpError(400, "invalid zone name", [f"{text}: {exc}"]) from exc
+    tree = request.app.resolver.snapshot.zones.get(origin)
+    if tree is None:
+        raise HttpError(404, "zone not hosted", [origin.to_text()])
+    return json_response(_zone_document(tree))
+
+
+def _zone_summary(tree: ZoneTree) -> dict[str, Any]:
+    return {"zone": tree.origin.to_text(), "serial": _serial(tree),
+            "record_sets": sum(len(node) for node in tree.nodes.values())}
+
+
+def _serial(tree: ZoneTree) -> int:
+    return int(tree.soa.rdatas[0].serial)  # type: ignore[attr-defined]
+
+
+def _zone_document(tree: ZoneTree) -> dict[str, Any]:
+    """One zone as JSON, close to the SPEC §3 shape (names absolute)."""
+    doc: dict[str, Any] = {"zone": tree.origin.to_text(), "serial": _serial(tree)}
+    spec = tree.spec
+    if spec is None:
+        return doc
+    doc.update(
+        ttl=spec.ttl,
+        soa={"primary": spec.soa.primary, "email": spec.soa.email,
+             "refresh": spec.soa.refresh, "retry": spec.soa.retry,
+             "expire": spec.soa.expire, "negative_ttl": spec.soa.negative_ttl},
+        nameservers=list(spec.nameservers),
+        record_sets=[
+            {"name": rs.name, "type": rs.rtype, "ttl": rs.ttl,
+             "values": [rs.alias] if rs.alias else [r.to_text() for r in rs.rdatas],
+             "routed": rs.routing is not None}
+            for rs in spec.rrsets
+        ],
+    )
+    return doc
+
+
+# -- I/O -----------------------------------------------------------------
+
+
+class HttpServer:
+    """The listening server; `close()` also ends open keep-alive connections."""
+
+    def __init__(self, app: App, router: Router, registry: CollectorRegistry,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        self.app = app
+        self.router = router
+        self.registry = registry
+        self.read_timeout = read_timeout
+        self.server: asyncio.Server | None = None
+        self.connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self.server.sockets) if self.server is not None else ()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.connections):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        if self.connections:
+            await asyncio.gather(*self.connections, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        peer = writer.get_extra_info("peername")
+        client = peer[0] if isinstance(peer, tuple) else ""
+        try:
+            while await self._serve_one(reader, writer, client):
+                pass
+        except (ConnectionError, TimeoutError, asyncio.CancelledError):
+            pass  # peer gone, peer not reading (drain timed out), or server closing
+        except Exception:  # noqa: BLE001 - one connection must never stop the server
+            log.exception("http.connection_failed", client=client)
+        finally:
+            self.connections.discard(task)
+            writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter, client: str) -> bool:
+        """Read, answer and write one request; True to keep the connection open."""
+        first = b""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                # The first byte separately: an idle keep-alive connection that times
+                # out is closed quietly, a half-sent request gets a 408.
+                first = await reader.readexactly(1)
+                raw = first + await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if (first + exc.partial).strip():
+                await self._send(writer, error_response(400, "incomplete request head"), False)
+            return False
+        except asyncio.LimitOverrunError:
+            await self._send(writer, error_response(
+                431, "request head too large", [f"limit: {MAX_HEAD} bytes"]), False)
+            return False
+        except TimeoutError:
+            if first:
+                await self._send(writer, error_response(408, "request timeout"), False)
+            return False
+        raw = raw.lstrip(b"\r\n")  # RFC 9112 §2.2: ignore empty lines before a request
+        if not raw:
+            return True
+        try:
+            head = parse_head(raw[:-4])
+            length = head.content_length
+            if length > MAX_BODY:
+                raise HttpError(413, "request body too large", [f"limit: {MAX_BODY} bytes"])
+        except HttpError as exc:
+            await self._send(writer, error_response(exc.status, exc.message, exc.details,
+                                                    exc.headers), False)
+            return False
+        body = b""
+        if length:
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    body = await reader.readexactly(length)
+            except TimeoutError:
+                await self._send(writer, error_response(408, "request timeout"), False)
+                return False
+            except asyncio.IncompleteReadError:
+                return False
+        path, query = split_target(head.target)
+        request = Request(self.app, head.method, path, parse_qs(query, keep_blank_values=True),
+                          head.headers, body, client=client)
+        response = await self.router.dispatch(request)
+        keep_alive = head.keep_alive
+        log.debug("http.request", method=head.method, path=request.path,
+                  status=response.status, client=client)
+        await self._send(writer, response, keep_alive, with_body=head.method != "HEAD")
+        return keep_alive
+
+    async def _send(self, writer: asyncio.StreamWriter, response: Response,
+                    keep_alive: bool, with_body: bool = True) -> None:
+        writer.write(render_response(response, keep_alive, with_body))
+        async with asyncio.timeout(self.read_timeout):
+            await writer.drain()
+
+
+async def start_http(app: App, host: str, port: int, *, router: Router | None = None,
+                     registry: CollectorRegistry | None = None,
+                     read_timeout: float = READ_TIMEOUT) -> HttpServer:
+    """Listen on host:port (0 picks a free port: see `server.sockets[0].getsockname()`)."""
+    registry = registry if registry is not None else make_registry(app)
+    server = HttpServer(app, router or default_router(registry), registry, read_timeout)
+    server.server = await asyncio.start_server(server._serve_connection, host, port,
+                                               limit=MAX_HEAD)
+    return server

@@ -1,0 +1,154 @@
+"""The routing decision for one (name, type, client), for people and for JSON.
+
+Runs the same `lookup` and `Router.decide` as the query path, with a trace
+list that the policy fills with each rule tried and why it matched or not,
+distances for `nearest`, each pool's values with health and weight, and the
+fallback hops. The result is plain JSON data; `cli/explain.py` prints it for
+a person and `GET /v1/explain` serves it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from geostream_dns.core.geo import UNKNOWN, Location
+from geostream_dns.core.lookup import lookup
+from geostream_dns.core.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from geostream_dns.core.route.engine import RouteLayer
+
+
+class ExplainError(ValueError):
+    """A bad explain request (name, type or client)."""
+
+
+def _location_json(loc: Location) -> dict[str, Any]:
+    return {"known": loc.known, "continent": loc.continent, "country": loc.country,
+            "subdivision": loc.subdivision, "lat": loc.lat, "lon": loc.lon,
+            "network_prefix": loc.prefix_len, "codes": sorted(loc.codes)}
+
+
+def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client: str,
+            ecs: str | None = None) -> dict[str, Any]:
+    try:
+        qname = dns.name.from_text(name)
+        qtype = int(dns.rdatatype.from_text(rtype.upper()))
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ExplainError(f"bad name or type: {exc}") from None
+    try:
+        client_ip = ipaddress.ip_address(client)
+    except ValueError:
+        raise ExplainError(f"client {client!r} is not an IP address") from None
+    if ecs is not None:
+        try:
+            subnet = ipaddress.ip_network(ecs, strict=False)
+        except ValueError:
+            raise ExplainError(f"ecs {ecs!r} is not a subnet like 192.0.2.0/24") from None
+        source_prefix = subnet.prefixlen
+        addr: bytes | None = subnet.network_address.packed if source_prefix else None
+        loc = layer.geo.locate(addr) if addr is not None else UNKNOWN
+        located_by = f"ECS {subnet}" if source_prefix else "ECS /0: no location"
+    else:
+        addr = client_ip.packed
+        source_prefix = len(addr) * 8
+        loc = layer.geo.locate(addr)
+        located_by = f"client address {client_ip}"
+    out: dict[str, Any] = {
+        "query": {"name": qname.to_text(), "type": dns.rdatatype.to_text(qtype),
+                  "client": str(client_ip), "ecs": ecs},
+        "located_by": located_by,
+        "location": _location_json(loc),
+        "health_generation": layer.health.generation,
+        "drained_regions": sorted(layer.health.drained),
+    }
+    res = lookup(snapshot, qname, qtype)
+    out["zone"] = res.zone.origin.to_text() if res.zone is not None else None
+    out["rcode"] = dns.rcode.to_text(dns.rcode.Rcode(res.rcode))
+    records: list[dict[str, Any]] = []
+    routed: list[dict[str, Any]] = []
+    scope = 0
+    for part in res.answer:
+        router = part.data.router
+        if router is None:
+            rdatas = part.data.rdatas
+        else:
+            trace: list[dict[str, Any]] = []
+            decision = router.decide(loc, addr, source_prefix, layer.health, layer.rng, trace)
+            scope = max(scope, decision.scope)
+            rdatas = decision.rdatas
+            routed.append({"record": router.name, "type": router.rtype,
+                           "steps": trace, "pool": decision.pool,
+                           "answer_mode": (router.pools[decision.pool].answer
+                                           if decision.pool else "own values"),
+                           "values": [r.to_text() for r in rdatas]})
+        for rdata in rdatas:
+            records.append({"name": part.owner.to_text(), "ttl": part.ttl,
+                            "type": dns.rdatatype.to_text(part.data.rdtype),
+                            "value": rdata.to_text()})
+    out["routing"] = routed
+    out["answer"] = records
+    out["authority"] = [{"name": r.owner.to_text(), "type": dns.rdatatype.to_text(r.rdtype),
+                         "ttl": r.ttl, "values": [x.to_text() for x in r.rdatas]}
+                        for r in res.authority]
+    out["ecs_scope"] = min(scope, source_prefix) if ecs is not None else None
+    return out
+
+
+def format_text(result: dict[str, Any]) -> str:
+    """The explain result as a person reads it."""
+    q = result["query"]
+    loc = result["location"]
+    lines = [f"{q['name']} {q['type']} for {q['client']}"
+             + (f" (ECS {q['ecs']})" if q["ecs"] else "")]
+    if loc["known"]:
+        where = "-".join(x for x in (loc["continent"], loc["country"], loc["subdivision"]) if x)
+        coords = (f" at {loc['lat']:.2f}, {loc['lon']:.2f}"
+                  if loc["lat"] is not None else " (no coordinates)")
+        lines.append(f"  location: {where}{coords}, GeoIP network /{loc['network_prefix']}"
+                     f" ({result['located_by']})")
+    else:
+        lines.append(f"  location: unknown ({result['located_by']})")
+    if result["drained_regions"]:
+        lines.append(f"  drained regions: {', '.join(result['drained_regions'])}")
+    if result["zone"] is None:
+        lines.append("  not in any hosted zone: REFUSED")
+        return "\n".join(lines)
+    lines.append(f"  zone: {result['zone']}")
+    for routed in result["routing"]:
+        lines.append(f"  routing of {routed['record']} {routed['type']}:")
+        for step in routed["steps"]:
+            if "rule" in step:
+                mark = "match" if step["matched"] else "no match"
+                lines.append(f"    rule {step['rule']} (line {step['line']}) {step['condition']}:"
+                             f" {mark}: {step['why']}")
+                for d in step.get("distances_km", ()):
+                    km = "?" if d["km"] is None else f"{d['km']:,.0f} km"
+                    health = "healthy" if d["chain_healthy"] else "chain down"
+                    lines.append(f"      {d['pool']}: {km} ({health})")
+            elif step.get("step") == "pool":
+                state = "healthy" if step["healthy"] else "DOWN"
+                region = f" in {step['region']}" if step["region"] else ""
+                lines.append(f"    pool {step['pool']}{region}: {state}")
+                for v in step["values"]:
+                    check = f" check {v['healthcheck']}" if v["healthcheck"] else ""
+                    status = f" status {v['status']}" if v["status"] != "obey" else ""
+                    lines.append(f"      {v['value']:<40} weight {v['weight']:<3}"
+                                 f" {'up' if v['up'] else 'DOWN'}{check}{status}")
+            else:
+                lines.append(f"    {step['step']}")
+        lines.append(f"    => pool {routed['pool'] or '-'} ({routed['answer_mode']}):"
+                     f" {', '.join(routed['values'])}")
+    lines.append(f"  answer ({result['rcode']}):")
+    for r in result["answer"]:
+        lines.append(f"    {r['name']} {r['ttl']} {r['type']} {r['value']}")
+    for r in result["authority"]:
+        lines.append(f"    authority: {r['name']} {r['ttl']} {r['type']} {' '.join(r['values'])}")
+    if result["ecs_scope"] is not None:
+        lines.append(f"  ECS scope: /{result['ecs_scope']}")
+    return "\n".join(lines)
