@@ -35,8 +35,9 @@ log = structlog.get_logger("geostream.app")
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
+        self.worker = worker
         self.stats = QueryStats()
         self.store = ZonesFolder(settings.zones)
         self.geoip = open_reader(settings.geoip)
@@ -124,7 +125,7 @@ class App:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        log.info("server.started", generation=self.generation)
+        log.info("server.started", generation=self.generation, worker=self.worker)
         await self._stop.wait()
         log.info("server.stopping")
         for task in self._tasks:

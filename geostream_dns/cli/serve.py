@@ -83,9 +83,53 @@ def run(args: argparse.Namespace) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    children = _fork_workers(settings) if settings.workers > 1 else []
     try:
         asyncio.run(App(settings).run())
     except OSError as exc:
         print(f"geostream-dns serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        _stop_workers(children)
     return 0
+
+
+def _fork_workers(settings: Settings) -> list[int]:
+    """Start workers 1..N-1: each binds the same DNS ports (SO_REUSEPORT) and
+    answers from its own snapshot; only worker 0 (this process) serves HTTP."""
+    import ctypes
+    import dataclasses
+    import signal
+
+    from geostream_dns.app import App
+
+    children = []
+    worker_settings = dataclasses.replace(settings, http=None)
+    for worker in range(1, settings.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                # Die with the parent, however it ends.
+                ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+                asyncio.run(App(worker_settings, worker=worker).run())
+            except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    return children
+
+
+def _stop_workers(children: list[int]) -> None:
+    import signal
+
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass

@@ -18,8 +18,8 @@ def test_invalid_yaml() -> None:
     assert problems("zone: example.com.\nttl: [300\n") == [
         at(
             3,
-            "(file): invalid YAML: while parsing a flow sequence, expected ',' or ']', "
-            "but got '<stream end>'",
+            "(file): invalid YAML: while parsing a flow sequence, did not find expected "
+            "',' or ']'",
         )
     ]
 
