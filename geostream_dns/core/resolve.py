@@ -84,13 +84,18 @@ def render_answer(qname: dns.name.Name, qtype: int, res: Resolution,
 class Tables:
     """A snapshot with the memo tables that belong to it; swapped as one."""
 
-    __slots__ = ("snapshot", "answers", "derived", "routed")
+    __slots__ = ("snapshot", "answers", "derived", "routed", "plans", "selections")
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.answers = snapshot.answers
         self.derived: dict[bytes, Answer] = {}
         self.routed: dict[tuple[object, ...], Answer] = {}
+        # question key -> (qname, resolution) of routed names, so repeat
+        # queries skip the tree walk
+        self.plans: dict[bytes, tuple[dns.name.Name, Resolution]] = {}
+        # question + client network -> (health view, routing selection, ECS prefix)
+        self.selections: dict[bytes, tuple[Any, Any, bytes]] = {}
 
 
 def precompute_answers(snapshot: Snapshot) -> None:
@@ -147,33 +152,52 @@ class Resolver:
                 i += n + 1
                 n = data[i]
             qend = i + 5
+            ecs = b""
+            edns = False
+            do = 0
             if data[11] == 0:
                 if len(data) != qend:
                     return self._resolve_slow(data, client, tcp)
                 opt = b""
                 limit = 512
-            elif (data[11] == 1 and len(data) == qend + 11
-                    and data[qend:qend + 3] == _OPT_HEAD
-                    and data[qend + 6] == 0 and data[qend + 9] == 0 and data[qend + 10] == 0):
-                opt = OPT_DO if data[qend + 7] & 0x80 else OPT_PLAIN
+            elif data[11] == 1 and data[qend:qend + 3] == _OPT_HEAD and data[qend + 6] == 0:
+                rdlen = data[qend + 9] << 8 | data[qend + 10]
+                if len(data) != qend + 11 + rdlen:
+                    return self._resolve_slow(data, client, tcp)
+                if rdlen:
+                    # One option, an ECS option: only routed names take it fast.
+                    if (rdlen < 8 or data[qend + 11] or data[qend + 12] != 8
+                            or (data[qend + 13] << 8 | data[qend + 14]) != rdlen - 4):
+                        return self._resolve_slow(data, client, tcp)
+                    ecs = data[qend + 11:]
+                edns = True
+                do = data[qend + 7] & 0x80
+                opt = OPT_DO if do else OPT_PLAIN
                 limit = data[qend + 3] << 8 | data[qend + 4]
                 limit = 512 if limit < 512 else (1232 if limit > 1232 else limit)
             else:
                 return self._resolve_slow(data, client, tcp)
             question = data[12:qend]
-            entry = self.tables.answers.get(question.translate(LOWER))
+            key = question.translate(LOWER)
+            tables = self.tables
+            entry = None if ecs else (tables.answers.get(key) or tables.derived.get(key))
             if entry is None:
-                return self._resolve_slow(data, client, tcp)
+                plan = tables.plans.get(key)
+                if plan is None or self.route is None:
+                    return self._resolve_slow(data, client, tcp)
+                result = self.route.fast(self, data, qend, key, plan, ecs, edns, do, limit, tcp,
+                                         client)
+                return result if result is not None else self._resolve_slow(data, client, tcp)
         except IndexError:
             return self._resolve_slow(data, client, tcp)
-        flags = entry.flags | (data[2] << 8 & (RD | CD))
+        flags = entry.flags | ((data[2] << 8 | data[3]) & (RD | CD))
         if opt:
             if not tcp and qend + entry.size + 11 > limit:
-                return _truncated(data, flags, question, opt), entry.qtype, entry.rcode
+                return truncated(data, flags, question, opt), entry.qtype, entry.rcode
             return (data[:2] + flags.to_bytes(2, "big") + entry.counts_edns + question
                     + entry.body + opt), entry.qtype, entry.rcode
         if not tcp and qend + entry.size > 512:
-            return _truncated(data, flags, question, opt), entry.qtype, entry.rcode
+            return truncated(data, flags, question, opt), entry.qtype, entry.rcode
         return (data[:2] + flags.to_bytes(2, "big") + entry.counts + question
                 + entry.body), entry.qtype, entry.rcode
 
@@ -199,17 +223,26 @@ class Resolver:
         key = q.key
         entry = tables.answers.get(key) or tables.derived.get(key)
         if entry is None:
-            qname = dns.name.from_wire(q.qname, 0)[0]
-            res = lookup(tables.snapshot, qname, qtype)
-            if res.routed:
+            plan = tables.plans.get(key)
+            if plan is None:
+                qname = dns.name.from_wire(q.qname, 0)[0]
+                res = lookup(tables.snapshot, qname, qtype)
+                if not res.routed:
+                    entry = render_answer(qname, qtype, res)
+                    if len(tables.derived) >= DERIVED_LIMIT:
+                        tables.derived.clear()
+                    tables.derived[key] = entry
+                else:
+                    plan = (qname, res)
+                    if len(tables.plans) >= DERIVED_LIMIT:
+                        tables.plans.clear()
+                    tables.plans[key] = plan
+            if plan is not None:
                 if self.route is None:
                     raise RuntimeError("routed record without a routing layer")
-                result: Result = self.route(self, q, res, qname, client, tcp)
+                result: Result = self.route(self, q, plan[1], plan[0], client, tcp)
                 return result
-            entry = render_answer(qname, qtype, res)
-            if len(tables.derived) >= DERIVED_LIMIT:
-                tables.derived.clear()
-            tables.derived[key] = entry
+        assert entry is not None
         options = b""
         if q.edns is not None and q.edns.ecs is not None:
             options = q.edns.ecs.to_option(0)  # static answers hold for everyone
@@ -235,11 +268,11 @@ def respond(q: Query, entry: Answer, tcp: bool, options: bytes = b"",
     if ancount is not None:
         counts = _COUNTS.pack(1, ancount, entry.nscount, entry.arcount + (1 if opt else 0))
     if not tcp and 12 + len(q.question) + len(body) + len(opt) > wire.udp_limit(q.edns):
-        return _truncated(q.msg_id.to_bytes(2, "big"), flags, q.question, opt)
+        return truncated(q.msg_id.to_bytes(2, "big"), flags, q.question, opt)
     return (_HDR.pack(q.msg_id, flags) + counts + q.question + body + opt)
 
 
-def _truncated(id_bytes: bytes, flags: int, question: bytes, opt: bytes) -> bytes:
+def truncated(id_bytes: bytes, flags: int, question: bytes, opt: bytes) -> bytes:
     """TC=1 with the question only: the client retries over TCP."""
     return (id_bytes[:2] + (flags | TC).to_bytes(2, "big")
             + _COUNTS.pack(1, 0, 0, 1 if opt else 0) + question + opt)

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import dns.rdata
 
@@ -43,13 +42,19 @@ MULTIVALUE_MAX = 8
 NEAREST_MEMO_LIMIT = 50_000
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     key: tuple[Any, ...]  # identifies the rendered answer; never holds client data
     rdatas: tuple[dns.rdata.Rdata, ...]
     shuffle: bool  # multivalue: the resolver samples and shuffles per query
     scope: int  # ECS scope prefix this answer holds for
     pool: str | None  # the pool that answered (None: the record's own values)
+
+
+class PoolHealth(NamedTuple):
+    up: tuple[Value, ...]  # healthy values, in written order
+    cumulative: tuple[int, ...]  # running weight sums, for weighted picks
+    rdatas: tuple[dns.rdata.Rdata, ...]  # the healthy values' records
+    key: tuple[Any, ...]  # decision key for `all` and `multivalue` answers
 
 
 class Value:
@@ -148,20 +153,21 @@ class Router:
         self.rules = tuple(CompiledRule(i, r, pools) for i, r in enumerate(rs.routing.rules))
         self.uses_location = any(r.kind in ("geos", "nearest") for r in self.rules)
         self._health_generation = -1
-        self._healthy: dict[str, tuple[tuple[Value, ...], tuple[int, ...]]] = {}
+        self._healthy: dict[str, PoolHealth] = {}
 
     # -- health ------------------------------------------------------------
 
-    def healthy_values(self, pool: CompiledPool,
-                       health: HealthView) -> tuple[tuple[Value, ...], tuple[int, ...]]:
-        """(healthy values, cumulative weights), cached per health generation."""
+    def healthy_values(self, pool: CompiledPool, health: HealthView) -> PoolHealth:
+        """The pool's healthy values and what derives from them, cached per health generation."""
         if health.generation != self._health_generation:
             self._healthy = {}
             self._health_generation = health.generation
         cached = self._healthy.get(pool.name)
         if cached is None:
             up = tuple(v for v in pool.values if health.is_up(v.health_key, v.status, v.region))
-            cached = (up, tuple(accumulate(v.weight for v in up)))
+            cached = PoolHealth(up, tuple(accumulate(v.weight for v in up)),
+                                tuple(v.rdata for v in up),
+                                (pool.name, pool.answer, tuple(v.text for v in up)))
             self._healthy[pool.name] = cached
         return cached
 
@@ -185,6 +191,16 @@ class Router:
     def decide(self, loc: Location, addr: bytes | None, source_prefix: int,
                health: HealthView, rng: random.Random,
                trace: list[dict[str, Any]] | None = None) -> Decision:
+        """The answer for one query: `select` then `pick`."""
+        return pick(self.select(loc, addr, source_prefix, health, trace), rng)
+
+    def select(self, loc: Location, addr: bytes | None, source_prefix: int,
+               health: HealthView, trace: list[dict[str, Any]] | None = None) -> Selection:
+        """Everything of the decision that does not need the random source.
+
+        Depends only on the client (location, address) and the health view, so
+        the resolver may memoize it per client network and health generation.
+        """
         scope = 0
         addr_int = int.from_bytes(addr, "big") if addr is not None else 0
         picked: CompiledPool | None = None  # the pool the matching rule named
@@ -246,13 +262,13 @@ class Router:
         if picked is None:
             if trace is not None:
                 trace.append({"step": "no rule matched: the record's own values"})
-            return Decision(("own",), self.own_values, False, scope, None)
+            return Selection(None, Decision(("own",), self.own_values, False, scope, None), scope)
         if answering is None:
             answering = self._first_healthy(picked, health)
         if trace is not None:
             hops = self.chain(picked)
             for p in hops:
-                up, _ = self.healthy_values(p, health)
+                up = self.healthy_values(p, health).up
                 trace.append({"step": "pool", "pool": p.name, "region": p.region,
                               "healthy": bool(up),
                               "values": [{"value": v.text, "weight": v.weight,
@@ -262,17 +278,13 @@ class Router:
                 if p is answering:
                     break
         if answering is None:
-            return self._fail_open(picked, scope, trace)
-        up, cumulative = self.healthy_values(answering, health)
+            return Selection(None, self._fail_open(picked, scope, trace), scope)
+        pool_health = self.healthy_values(answering, health)
         mode = answering.answer
         if mode == "weighted":
-            index = bisect_right(cumulative, rng.random() * cumulative[-1])
-            value = up[min(index, len(up) - 1)]
-            return Decision((answering.name, value.text), (value.rdata,), False, scope,
-                            answering.name)
-        rdatas = tuple(v.rdata for v in up)
-        return Decision((answering.name, mode, rdatas), rdatas, mode == "multivalue", scope,
-                        answering.name)
+            return Selection(pool_health, None, scope, answering.name)
+        return Selection(None, Decision(pool_health.key, pool_health.rdatas,
+                                        mode == "multivalue", scope, answering.name), scope)
 
     def _fail_open(self, picked: CompiledPool, scope: int,
                    trace: list[dict[str, Any]] | None) -> Decision:
@@ -285,6 +297,26 @@ class Router:
             trace.append({"step": f"fail open: every pool down, all values of {picked.name}"})
         rdatas = tuple(v.rdata for v in picked.values)
         return Decision(("open", picked.name), rdatas, False, scope, picked.name)
+
+
+class Selection(NamedTuple):
+    """A decision before the random pick: `fixed`, or a weighted pick from `weighted`."""
+
+    weighted: PoolHealth | None
+    fixed: Decision | None
+    scope: int
+    pool: str | None = None
+
+
+def pick(selection: Selection, rng: random.Random) -> Decision:
+    """Finish a selection: a weighted pool picks one healthy value by weight."""
+    if selection.fixed is not None:
+        return selection.fixed
+    up, cumulative, _, _ = selection.weighted  # type: ignore[misc]
+    index = bisect_right(cumulative, rng.random() * cumulative[-1])
+    value = up[min(index, len(up) - 1)]
+    return Decision((selection.pool, value.text), (value.rdata,), False, selection.scope,
+                    selection.pool)
 
 
 def _match_subnets(rule: CompiledRule, addr: bytes | None, addr_int: int) -> tuple[bool, int]:
