@@ -130,7 +130,28 @@ def config_metrics(app: App) -> Iterator[Metric]:
         value=1 if app.ready else 0)
 
 
-DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics)
+def route_metrics(app: App) -> Iterator[Metric]:
+    """Routing caches and fail-open answers (plain integers kept by the route layer)."""
+    route = app.route
+    geo = route.geo
+    cache = CounterMetricFamily(
+        "geostream_cache_requests", "Look-ups in the in-process caches by tier and result: "
+        "geoip (the per-network GeoIP memo), selection (the per-client-network routing memo).",
+        labels=["tier", "result"])
+    cache.add_metric(["geoip", "hit"], geo.hits)
+    cache.add_metric(["geoip", "miss"], geo.misses)
+    cache.add_metric(["selection", "hit"], route.counts["selection_hit"])
+    cache.add_metric(["selection", "miss"], route.counts["selection_miss"])
+    yield cache
+    yield GaugeMetricFamily("geostream_geoip_memo_entries",
+                            "Client networks in the GeoIP memo.", value=len(geo))
+    yield CounterMetricFamily(
+        "geostream_route_all_down",
+        "Routed answers that failed open because every pool of the chain was down.",
+        value=route.counts["all_down"])
+
+
+DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, route_metrics)
 
 
 class AppCollector:

@@ -9,9 +9,10 @@ answers for the whole key. Networks more specific than the key (rare) are
 memoized by the address truncated to their own prefix in a second table
 that is consulted only for keys known to be split.
 
-The memo is generation-swept: lookups fill `young`; when it holds `limit/2`
-entries it becomes `old` and a new `young` starts; hits in `old` are promoted.
-So at most `limit` entries live at once, and hot networks survive sweeps.
+The memo is generation-swept: lookups fill `young`; when it holds its share
+(half of what `split`, capped at `limit/4`, leaves) it becomes `old` and a new
+`young` starts; hits in `old` are promoted. So at most `limit` entries live at
+once (for `limit` >= 4), and hot networks survive sweeps.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class GeoLocator:
     def __init__(self, raw: RawLookup | None, limit: int = DEFAULT_MEMO_LIMIT) -> None:
         self.raw = raw
         self.limit = limit
+        # young + old + split together never exceed `limit`.
+        self._split_max = limit // 4
+        self._young_max = max(1, (limit - self._split_max) // 2)
         self.young: dict[bytes, Location] = {}
         self.old: dict[bytes, Location] = {}
         self.split: dict[bytes, Location] = {}  # keys under a network narrower than the key
@@ -100,7 +104,7 @@ class GeoLocator:
 
     def _remember(self, key: bytes, loc: Location) -> None:
         young = self.young
-        if len(young) >= self.limit // 2:
+        if len(young) >= self._young_max:
             self.old = young
             self.young = young = {}
         young[key] = loc
@@ -118,7 +122,7 @@ class GeoLocator:
         return self._remember_split(address, self.raw(address))
 
     def _remember_split(self, address: bytes, loc: Location) -> Location:
-        if len(self.split) >= self.limit // 4:
+        if len(self.split) >= self._split_max:
             self.split.clear()
         self.split[_truncate(address, loc.prefix_len) + bytes([loc.prefix_len])] = loc
         return loc

@@ -57,6 +57,8 @@ class RouteLayer:
         self.geo = geo if geo is not None else GeoLocator(None)
         self.health = health
         self.rng = rng or random.Random()
+        # Plain integers, read by the metrics collector at scrape time.
+        self.counts = {"selection_hit": 0, "selection_miss": 0, "all_down": 0}
 
     def client_location(self, q: Query | None, client: str) -> tuple[Location, bytes | None, int]:
         """(location, address used, source prefix) for a query."""
@@ -134,8 +136,13 @@ class RouteLayer:
         memo_key = key + (ecs_wire or client.encode())
         health = self.health
         found = tables.selections.get(memo_key)
+        counts = self.counts
         if found is not None and found[0] is health:
+            counts["selection_hit"] += 1
+            if found[3]:
+                counts["all_down"] += 1
             return found[1], found[2]
+        counts["selection_miss"] += 1
         loc, addr, source_prefix = locate()
         router = _router_of(plan[1])
         selection = router.select(loc, addr, source_prefix, health)
@@ -145,7 +152,10 @@ class RouteLayer:
         option_prefix = ecs_wire[:7] if ecs_wire else b""
         if len(tables.selections) >= SELECTION_MEMO_LIMIT:
             tables.selections.clear()
-        tables.selections[memo_key] = (health, selection, option_prefix)
+        failed_open = selection.fixed is not None and selection.fixed.key[0] == "open"
+        if failed_open:
+            counts["all_down"] += 1
+        tables.selections[memo_key] = (health, selection, option_prefix, failed_open)
         return selection, option_prefix
 
     def _render(self, tables: Tables, key: bytes, plan: tuple[dns.name.Name, Resolution],
