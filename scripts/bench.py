@@ -2,10 +2,14 @@
 """Load-test GeoStream DNS with dnsperf and compare it with a plain dnslib server.
 
 Runs (all bounded by -l, all against 127.0.0.1):
-  geostream  max       dnsperf -c 4 -q 200, no rate limit       -> queries/s, loss, latency
-  geostream  rate      dnsperf -c 4 -Q RATE (default 50000)     -> latency and loss at a fixed rate
-  geostream  max+edns  like `max` but with -e (EDNS0 on every query), shorter
-  dnslib     max       scripts/dnslib_baseline.py, same as `max`
+  geostream  max         the realistic mix, dnsperf -c 4 -q 200, no rate limit -> qps, loss, latency
+  geostream  static      static names of the sample zone only, no rate limit
+  geostream  rate        the mix at a fixed rate -Q RATE (default 50000)      -> latency and loss
+  geostream  max+edns    the mix with -e (EDNS0 on every query), shorter
+  geostream  routed+ecs  the routed www.example.com A, every query with an ECS option
+                         (81.2.69.0/24), shorter: compare with `static` (target >= 70%)
+  dnslib     max         scripts/dnslib_baseline.py, the mix
+  dnslib     static      scripts/dnslib_baseline.py, static names only
 and prints the server's CPU time per answered query (utime+stime from /proc) and
 the ratio GeoStream qps / dnslib qps. Servers are pinned to CPU 1 and dnsperf to
 CPU 0 when the machine has at least two CPUs. Results: bench-results/latest.json.
@@ -37,6 +41,13 @@ ZONE_FILE = ROOT / "zones" / "example.com.yaml"
 RESULTS_DIR = ROOT / "bench-results"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Static names of zones/example.com.yaml (no routing), for the static-name runs.
+STATIC_NAMES = [("static.example.com", "A"), ("static.example.com", "AAAA"),
+                ("mail.example.com", "A"), ("ns1.example.com", "A"), ("ns2.example.com", "AAAA"),
+                ("example.com", "MX"), ("example.com", "TXT"), ("docs.example.com", "A"),
+                ("_sip._tcp.example.com", "SRV"), ("sip.example.com", "A")]
+# ECS option body: family 1 (IPv4), source /24, scope 0, 81.2.69 (a UK network).
+ECS_OPTION_HEX = "00011800510245"
 
 
 # ---------------------------------------------------------------- query file
@@ -332,14 +343,25 @@ def main() -> int:
                   f"(existing {mix['existing']}, nxdomain {mix['nxdomain']}, "
                   f"wildcard {mix['wildcard']})", flush=True)
 
-        edns_seconds = max(2, args.seconds // 2)
-        plan: list[tuple[str, str, int, list[str]]] = []  # (target, run, seconds, dnsperf args)
+        static_file = tmp / "static.txt"
+        static_file.write_text("".join(
+            f"{name} {rtype}\n" for name, rtype in STATIC_NAMES))
+        routed_file = tmp / "routed.txt"
+        routed_file.write_text("www.example.com A\n")
+        short = max(2, args.seconds // 2)
+        # (target, run, seconds, query file, dnsperf args)
+        plan: list[tuple[str, str, int, Path, list[str]]] = []
         if args.only in (None, "geostream"):
-            plan += [("geostream", "max", args.seconds, ["-q", "200"]),
-                     ("geostream", "rate", args.seconds, ["-Q", str(args.rate), "-q", "1000"]),
-                     ("geostream", "max+edns", edns_seconds, ["-q", "200", "-e"])]
+            plan += [("geostream", "max", args.seconds, qfile, ["-q", "200"]),
+                     ("geostream", "static", args.seconds, static_file, ["-q", "200"]),
+                     ("geostream", "rate", args.seconds, qfile,
+                      ["-Q", str(args.rate), "-q", "1000"]),
+                     ("geostream", "max+edns", short, qfile, ["-q", "200", "-e"]),
+                     ("geostream", "routed+ecs", short, routed_file,
+                      ["-q", "200", "-E", f"8:{ECS_OPTION_HEX}"])]
         if args.only in (None, "dnslib"):
-            plan += [("dnslib", "max", args.seconds, ["-q", "200"])]
+            plan += [("dnslib", "max", args.seconds, qfile, ["-q", "200"]),
+                     ("dnslib", "static", args.seconds, static_file, ["-q", "200"])]
 
         for target in dict.fromkeys(t for t, *_ in plan):
             port = free_port()
@@ -360,9 +382,9 @@ def main() -> int:
                 print(f"bench: started {target} pid {server.pid}: {' '.join(server.cmd)}",
                       flush=True)
                 server.wait_ready(port, ready_url, args.ready_timeout)
-                for t, label, secs, extra in plan:
+                for t, label, secs, query_file, extra in plan:
                     if t == target:
-                        runs.append(run_dnsperf(server, port, qfile, secs, pinned=pinned,
+                        runs.append(run_dnsperf(server, port, query_file, secs, pinned=pinned,
                                                 label=label, target=target, extra=extra))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"bench: {target}: {exc}", file=sys.stderr, flush=True)
@@ -376,19 +398,27 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def qps(target: str) -> float | None:
+    def qps(target: str, run: str = "max") -> float | None:
         for r in runs:
-            if r["target"] == target and r["run"] == "max" and "error" not in r:
+            if r["target"] == target and r["run"] == run and "error" not in r:
                 return float(r["qps"])
         return None
 
     g, d = qps("geostream"), qps("dnslib")
     ratio = g / d if g and d else None
+    gs, ds = qps("geostream", "static"), qps("dnslib", "static")
+    static_ratio = gs / ds if gs and ds else None
+    routed = qps("geostream", "routed+ecs")
+    routed_share = routed / gs if routed and gs else None
 
     print()
     print(fmt_table(runs))
     if g is not None and d is not None and ratio is not None:
-        print(f"\nGeoStream {g:.0f} qps / dnslib {d:.0f} qps = {ratio:.2f}x")
+        print(f"\nmix:    GeoStream {g:.0f} qps / dnslib {d:.0f} qps = {ratio:.2f}x")
+    if gs is not None and ds is not None and static_ratio is not None:
+        print(f"static: GeoStream {gs:.0f} qps / dnslib {ds:.0f} qps = {static_ratio:.2f}x")
+    if routed is not None and gs is not None and routed_share is not None:
+        print(f"routed+ECS {routed:.0f} qps / static {gs:.0f} qps = {routed_share:.0%}")
 
     result = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -400,6 +430,8 @@ def main() -> int:
         | {"existing_names": query_info.get("existing_names")},
         "runs": runs,
         "ratio_geostream_over_dnslib": ratio,
+        "ratio_static_geostream_over_dnslib": static_ratio,
+        "routed_ecs_over_static": routed_share,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -88,7 +88,7 @@ def _place(record: dict[str, Any] | None) -> tuple[Any, ...] | None:
     if not record:
         return None
     location = record.get("location") or {}
-    subdivisions = record.get("subdivisions") or ({},)
+    subdivisions: Any = record.get("subdivisions") or ({},)
     return ((record.get("continent") or {}).get("code"),
             (record.get("country") or record.get("registered_country") or {}).get("iso_code"),
             subdivisions[0].get("iso_code"), location.get("latitude"), location.get("longitude"))

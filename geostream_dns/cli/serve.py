@@ -31,10 +31,12 @@ def register(sub: Any) -> None:
                    help="zones folder, embedded mode (GEOSTREAM_ZONES)")
     p.add_argument("--geoip", metavar="PATH", help="GeoIP2/GeoLite2 City or Country mmdb "
                    "(GEOSTREAM_GEOIP; default: the bundled GeoLite2 City)")
-    p.add_argument("--database-url", metavar="URL", help="PostgreSQL, production mode (DATABASE_URL)")
+    p.add_argument("--database-url", metavar="URL",
+                   help="PostgreSQL, production mode (DATABASE_URL)")
     p.add_argument("--redis-url", metavar="URL", help="Redis, production mode (REDIS_URL)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes sharing the DNS ports with SO_REUSEPORT (GEOSTREAM_WORKERS, default 1)")
+                   help="processes sharing the DNS ports with SO_REUSEPORT "
+                        "(GEOSTREAM_WORKERS, default 1)")
     p.add_argument("--state-dir", metavar="DIR",
                    help=f"local state (GEOSTREAM_STATE_DIR, default {DEFAULT_STATE_DIR})")
     p.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",

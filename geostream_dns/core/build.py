@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 from geostream_dns.config.model import Zone
 from geostream_dns.core.resolve import precompute_answers
 from geostream_dns.core.snapshot import Snapshot, compile_zone

@@ -159,8 +159,8 @@ def _minimal_any(zone: ZoneTree, name: dns.name.Name, node: dict[int, RRsetData]
         if data is not None:
             answer.append(Part(name, data, data.ttl))
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
-    for rdtype, data in sorted(node.items()):
-        if rdtype != ALIAS:
+    for other, data in sorted(node.items()):
+        if other != ALIAS:
             answer.append(Part(name, data, data.ttl))
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
     return Resolution(NOERROR, True, tuple(answer), (_negative_soa(zone),), zone=zone)

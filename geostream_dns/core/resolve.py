@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import dns.name
@@ -125,7 +124,7 @@ class Resolver:
     """Answers queries from the current snapshot. Swap with `use(snapshot)`."""
 
     def __init__(self, snapshot: Snapshot, rng: random.Random | None = None,
-                 route: Callable[..., Any] | None = None) -> None:
+                 route: Any = None) -> None:
         self.tables = Tables(snapshot)
         self.rng = rng or random.Random()
         # Filled by the geo routing layer: (resolver, query, resolution, client) -> Result

@@ -122,7 +122,8 @@ class Snapshot:
 
 def question_key(qname: dns.name.Name, qtype: int) -> bytes:
     """The lookup key the resolver computes from a query's question bytes."""
-    return (qname.to_wire() + struct.pack("!HH", qtype, CLASS_IN)).translate(LOWER)
+    wire_name: bytes = qname.to_wire()  # type: ignore[assignment]
+    return (wire_name + struct.pack("!HH", qtype, CLASS_IN)).translate(LOWER)
 
 
 def _rdtype(rtype: str) -> int:

@@ -68,10 +68,10 @@ class RouteLayer:
                 return UNKNOWN, None, 0
             addr = ecs.address_bytes()
             return self.geo.locate(addr), addr, ecs.source_prefix
-        addr = client_address(client)
-        if addr is None:
+        source = client_address(client)
+        if source is None:
             return UNKNOWN, None, 0
-        return self.geo.locate(addr), addr, len(addr) * 8
+        return self.geo.locate(source), source, len(source) * 8
 
     def __call__(self, resolver: Resolver, q: Query, res: Resolution, qname: dns.name.Name,
                  client: str, tcp: bool) -> Result:

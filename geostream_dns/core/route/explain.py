@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from geostream_dns.core.geo import UNKNOWN, Location
 from geostream_dns.core.lookup import lookup
-from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.core.snapshot import ALIAS, Snapshot
 
 if TYPE_CHECKING:
     from geostream_dns.core.route.engine import RouteLayer
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 class ExplainError(ValueError):
     """A bad explain request (name, type or client)."""
+
+
+def _type_text(rdtype: int) -> str:
+    if rdtype == ALIAS:
+        return "ALIAS"
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
 
 
 def _location_json(loc: Location) -> dict[str, Any]:
@@ -60,7 +66,7 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
         loc = layer.geo.locate(addr)
         located_by = f"client address {client_ip}"
     out: dict[str, Any] = {
-        "query": {"name": qname.to_text(), "type": dns.rdatatype.to_text(qtype),
+        "query": {"name": qname.to_text(), "type": _type_text(qtype),
                   "client": str(client_ip), "ecs": ecs},
         "located_by": located_by,
         "location": _location_json(loc),
@@ -89,11 +95,11 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
                            "values": [r.to_text() for r in rdatas]})
         for rdata in rdatas:
             records.append({"name": part.owner.to_text(), "ttl": part.ttl,
-                            "type": dns.rdatatype.to_text(part.data.rdtype),
+                            "type": _type_text(part.data.rdtype),
                             "value": rdata.to_text()})
     out["routing"] = routed
     out["answer"] = records
-    out["authority"] = [{"name": r.owner.to_text(), "type": dns.rdatatype.to_text(r.rdtype),
+    out["authority"] = [{"name": r.owner.to_text(), "type": _type_text(r.rdtype),
                          "ttl": r.ttl, "values": [x.to_text() for x in r.rdatas]}
                         for r in res.authority]
     out["ecs_scope"] = min(scope, source_prefix) if ecs is not None else None
