@@ -22,7 +22,7 @@ from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.stats import QueryStats
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
-from geostream_dns.adapters.zones_folder import ZonesFolder
+from geostream_dns.adapters.stores import make_store
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import build_snapshot
 from geostream_dns.core.geo import GeoLocator
@@ -39,7 +39,7 @@ class App:
         self.settings = settings
         self.worker = worker
         self.stats = QueryStats()
-        self.store = ZonesFolder(settings.zones)
+        self.store = make_store(settings)
         self.geoip = open_reader(settings.geoip)
         self.route = RouteLayer(GeoLocator(raw_lookup(self.geoip)))
         self.resolver = Resolver(Snapshot(0, {}), route=self.route)
@@ -67,7 +67,10 @@ class App:
         if not changed and self.ready:
             return None
         started = time.perf_counter()
-        snapshot = build_snapshot(zones, self.generation + 1, self.router_factory)
+        generation = self.store.generation
+        if generation is None:
+            generation = self.generation + 1
+        snapshot = build_snapshot(zones, generation, self.router_factory)
         log.info("snapshot.built", generation=snapshot.generation, zones=len(zones),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
                  duration_s=round(time.perf_counter() - started, 4))
@@ -114,8 +117,7 @@ class App:
             server = await start_http(self, *self.settings.http)
             self._closers.append(server)
             log.info("http.started", host=self.settings.http[0], port=self.settings.http[1])
-        if self.settings.zones:
-            self._tasks.append(asyncio.create_task(self._watch()))
+        self._tasks.append(asyncio.create_task(self._watch()))
 
     def stop(self) -> None:
         self._stop.set()

@@ -29,6 +29,8 @@ class _FileState:
 
 
 class ZonesFolder:
+    generation: int | None = None  # folders do not number their changes
+
     def __init__(self, paths: tuple[pathlib.Path, ...]) -> None:
         self.paths = paths
         self.files: dict[pathlib.Path, _FileState] = {}
