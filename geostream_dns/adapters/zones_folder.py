@@ -23,7 +23,7 @@ SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class _FileState:
-    stamp: tuple[int, int]
+    stamp: tuple[int, int, int, int]
     zone: Zone | None
     problems: list[Problem] = field(default_factory=list)
 
@@ -36,8 +36,8 @@ class ZonesFolder:
         self.files: dict[pathlib.Path, _FileState] = {}
         self.serials: dict[str, int] = {}
 
-    def _scan(self) -> dict[pathlib.Path, tuple[int, int]]:
-        found: dict[pathlib.Path, tuple[int, int]] = {}
+    def _scan(self) -> dict[pathlib.Path, tuple[int, int, int, int]]:
+        found: dict[pathlib.Path, tuple[int, int, int, int]] = {}
         for root in self.paths:
             if root.is_file():
                 candidates = [root]
@@ -52,7 +52,7 @@ class ZonesFolder:
                     st = path.stat()
                 except FileNotFoundError:
                     continue
-                found[path] = (st.st_mtime_ns, st.st_size)
+                found[path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         return found
 
     def poll(self) -> tuple[bool, list[Problem]]:
@@ -83,7 +83,8 @@ class ZonesFolder:
             changed = True
         return changed, problems
 
-    def _with_serial(self, zone: Zone, stamp: tuple[int, int], state: _FileState | None) -> Zone:
+    def _with_serial(self, zone: Zone, stamp: tuple[int, int, int, int],
+                     state: _FileState | None) -> Zone:
         serial = max(stamp[0] // 1_000_000_000, self.serials.get(zone.origin, 0) + 1)
         serial %= 2**32
         self.serials[zone.origin] = serial
