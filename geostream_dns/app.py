@@ -19,10 +19,11 @@ from typing import Any
 import structlog
 
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
+from geostream_dns.adapters.health_manager import HealthManager
 from geostream_dns.adapters.stats import QueryStats
+from geostream_dns.adapters.stores import make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
-from geostream_dns.adapters.stores import make_store
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import build_snapshot
 from geostream_dns.core.geo import GeoLocator
@@ -43,6 +44,10 @@ class App:
         self.geoip = open_reader(settings.geoip)
         self.route = RouteLayer(GeoLocator(raw_lookup(self.geoip)))
         self.resolver = Resolver(Snapshot(0, {}), route=self.route)
+        # Every worker probes for itself, so all answer alike; drains made through
+        # worker 0's API reach the others through the drain store (`refresh`).
+        self.health = HealthManager.embedded(self.route, settings.state_dir,
+                                             probe=settings.probe)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -78,6 +83,7 @@ class App:
 
     def publish(self, snapshot: Snapshot) -> None:
         self.resolver.use(snapshot)
+        self.health.sync(snapshot)
         self.generation = snapshot.generation
         self.ready = True
         log.info("snapshot.published", generation=snapshot.generation,
@@ -98,10 +104,12 @@ class App:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             await self.reload()
+            self.health.refresh()
 
     # -- life cycle ------------------------------------------------------
 
     async def start(self) -> None:
+        self.health.start()
         await self.reload()
         for host, port in self.settings.listen:
             udp = await start_udp(self.resolver, self.stats, host, port)
@@ -130,6 +138,7 @@ class App:
         log.info("server.started", generation=self.generation, worker=self.worker)
         await self._stop.wait()
         log.info("server.stopping")
+        self.health.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:

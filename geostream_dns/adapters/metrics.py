@@ -151,7 +151,51 @@ def route_metrics(app: App) -> Iterator[Metric]:
         value=route.counts["all_down"])
 
 
-DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, route_metrics)
+def health_metrics(app: App) -> Iterator[Metric]:
+    """The prober's targets, checks and transitions, and drained regions."""
+    from geostream_dns.adapters.prober import LATENCY_BUCKETS as PROBE_BUCKETS
+
+    manager = app.health
+    up = GaugeMetricFamily("geostream_health_target_up",
+                           "1 while a health-check target counts as up, else 0.",
+                           labels=["zone", "check", "target"])
+    transitions = CounterMetricFamily(
+        "geostream_health_transitions", "Health state changes of a target, by new state.",
+        labels=["zone", "check", "target", "to"])
+    prober = manager.prober
+    if prober is not None:
+        for (zone, check, target), state in sorted(prober.states.items()):
+            up.add_metric([zone, check, target], 1 if state.up else 0)
+        for ((zone, check, target), to), count in sorted(prober.stats.transitions.items()):
+            transitions.add_metric([zone, check, target, to], count)
+        stats = prober.stats
+        yield HistogramMetricFamily(
+            "geostream_health_check_duration_seconds", "Duration of health probes.",
+            buckets=cumulative_buckets(stats.latency_buckets, PROBE_BUCKETS),
+            sum_value=stats.latency_sum)
+        checks = CounterMetricFamily("geostream_health_checks", "Health probes by result.",
+                                     labels=["result"])
+        checks.add_metric(["pass"], stats.checks[True])
+        checks.add_metric(["fail"], stats.checks[False])
+        yield checks
+    yield up
+    yield transitions
+    yield GaugeMetricFamily("geostream_health_generation",
+                            "Generation of the health view routing reads.",
+                            value=manager.generation)
+    drained = GaugeMetricFamily("geostream_region_drained", "1 while a region is drained.",
+                                labels=["region"])
+    for region in sorted(manager.drained):
+        drained.add_metric([region], 1)
+    yield drained
+    yield GaugeMetricFamily("geostream_event_loop_lag_max_seconds",
+                            "The longest the event loop ran a timer late since start "
+                            "(what any blocking work, probes included, costs DNS answers).",
+                            value=manager.lag.max_lag)
+
+
+DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, route_metrics,
+                                             health_metrics)
 
 
 class AppCollector:

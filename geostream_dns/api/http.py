@@ -309,9 +309,11 @@ def default_router(registry: CollectorRegistry) -> Router:
     router.add("GET", "/metrics", metrics)
     router.add("GET", "/v1/zones", list_zones)
     router.add("GET", "/v1/zones/{zone}", get_zone)
-    from geostream_dns.api import explain
+    from geostream_dns.api import explain as explain_routes
+    from geostream_dns.api import health as health_routes
 
-    explain.register(router)
+    explain_routes.register(router)
+    health_routes.register(router)
     return router
 
 

@@ -8,7 +8,7 @@ import sys
 
 # Command modules in the order `--help` lists them. Each module defines
 # `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-COMMANDS = ("serve", "check", "explain")
+COMMANDS = ("serve", "check", "explain", "drain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,11 @@ def register(sub: Any) -> None:
                    help=f"local state (GEOSTREAM_STATE_DIR, default {DEFAULT_STATE_DIR})")
     p.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="close TCP connections idle this long (default 10)")
+    p.add_argument("--probe-only", action="store_true",
+                   help="run only the health prober and the HTTP endpoint, no DNS listeners")
+    p.add_argument("--no-probe", action="store_true",
+                   help="do not run the health prober (every value counts as up unless "
+                        "its status or a drain says otherwise)")
     p.set_defaults(func=run)
 
 
@@ -50,7 +55,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     http_text = args.http or env.get("GEOSTREAM_HTTP") or DEFAULT_HTTP
     zones = args.zones or env_list("GEOSTREAM_ZONES")
     return Settings(
-        listen=tuple(parse_hostport(t) for t in listen_texts),
+        listen=() if args.probe_only else tuple(parse_hostport(t) for t in listen_texts),
         http=None if http_text == "off" else parse_hostport(http_text),
         zones=tuple(pathlib.Path(z) for z in zones),
         geoip=pathlib.Path(g) if (g := args.geoip or env.get("GEOSTREAM_GEOIP")) else None,
@@ -62,6 +67,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=env.get("LOG_LEVEL", "info"),
         api_token=env.get("GEOSTREAM_API_TOKEN") or None,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        probe=not args.no_probe,
     )
 
 

@@ -36,7 +36,7 @@ from geostream_dns.config.fields import (
 )
 from geostream_dns.config.model import HealthCheck, Region, Soa, Zone
 from geostream_dns.config.records_spec import check_zone_shape, parse_records
-from geostream_dns.config.yamlpos import PosDict, load
+from geostream_dns.config.yamlpos import PosDict, load, positioned
 from geostream_dns.errors import ConfigError, Problem
 
 ZONE_SUFFIXES = (".yaml", ".yml")
@@ -66,6 +66,19 @@ def load_zone_text(text: str, source: str, serial: int = 1) -> Zone:
     """
     ck = Checker(source)
     zone = _zone(ck, text, source, serial)
+    if ck.problems or zone is None:
+        raise ConfigError(sorted(ck.problems, key=lambda p: p.line))
+    return zone
+
+
+def load_zone_data(data: Any, source: str, serial: int = 1) -> Zone:
+    """Validate one zone given as plain data: the SPEC §3 shape as ``yaml.safe_load`` or
+    ``json.loads`` gives it (the PostgreSQL store and saved plans). Problems carry line 0.
+
+    Raises :class:`ConfigError` carrying every problem found.
+    """
+    ck = Checker(source)
+    zone = _zone_doc(ck, positioned(data), source, serial)
     if ck.problems or zone is None:
         raise ConfigError(sorted(ck.problems, key=lambda p: p.line))
     return zone
@@ -154,6 +167,10 @@ def _zone(ck: Checker, text: str, source: str, serial: int) -> Zone | None:
         reason = ", ".join(filter(None, (context, problem))) or str(exc)
         ck.add(line, DOC, f"invalid YAML: {reason}")
         return None
+    return _zone_doc(ck, doc, source, serial)
+
+
+def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
     if doc is None:
         ck.add(1, DOC, "the file is empty")
         return None

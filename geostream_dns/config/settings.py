@@ -43,6 +43,7 @@ class Settings:
     log_level: str = "info"
     api_token: str | None = None
     tcp_idle_timeout: float = 10.0
+    probe: bool = True  # run the health prober (worker 0)
     reload_interval: float = 0.25
     extra: dict[str, str] = field(default_factory=dict)
 

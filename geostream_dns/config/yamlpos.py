@@ -96,3 +96,21 @@ PositionLoader.add_constructor("tag:yaml.org,2002:seq", PositionLoader.construct
 def load(text: str) -> Any:
     """Parse one YAML document; raises ``yaml.YAMLError`` on bad syntax."""
     return yaml.load(text, Loader=PositionLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def positioned(value: Any, line: int = 0) -> Any:
+    """Plain data (dicts, lists, scalars) -> the same with :class:`PosDict`/:class:`PosList`,
+    every line set to ``line``: validates data that never was YAML text (JSON, a database)."""
+    if isinstance(value, dict):
+        mapping = PosDict(line)
+        for key, item in value.items():
+            mapping[key] = positioned(item, line)
+            mapping.lines[key] = line
+        return mapping
+    if isinstance(value, list | tuple):
+        sequence = PosList(line)
+        for item in value:
+            sequence.append(positioned(item, line))
+            sequence.lines.append(line)
+        return sequence
+    return value

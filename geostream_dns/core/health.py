@@ -31,3 +31,87 @@ class HealthView:
 
 
 ALL_UP = HealthView()
+
+
+# -- the per-target state machine ------------------------------------------------
+#
+# How this works: a target starts up (a restart must not black-hole traffic
+# while the first probes run). `fall` consecutive failures take an up target
+# down; `rise` consecutive passes bring a down target back. While a target is
+# down its probes back off (a circuit breaker: a dead target costs few
+# sockets), doubling from the check's interval up to HALF_OPEN_MAX seconds;
+# the first passing probe closes the breaker again (the failure streak ends),
+# so the remaining `rise - 1` passes come at the normal interval and the
+# target is back in answers within `interval * rise + 1 s` of that first
+# pass (SPEC §5). The breaker opens only after BREAKER_THRESHOLD failures in
+# a row, so a short outage recovers at the normal pace; and a down target is
+# probed at least every HALF_OPEN_MAX seconds, however long its interval.
+
+HALF_OPEN_MAX = 10.0
+BREAKER_THRESHOLD = 10
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    ok: bool
+    latency: float  # seconds
+    reason: str  # "HTTP 200", "connection refused", "timeout after 2.0s", ...
+
+
+@dataclass(slots=True)
+class Transition:
+    key: HealthKey
+    old: str  # "up" | "down"
+    new: str
+    reason: str
+    latency: float
+
+
+@dataclass(slots=True)
+class TargetState:
+    key: HealthKey
+    interval: float
+    rise: int
+    fall: int
+    up: bool = True
+    since: float = 0.0  # clock time of the last change (or of the start)
+    passes: int = 0  # consecutive
+    failures: int = 0  # consecutive
+    checks: int = 0
+    last: ProbeResult | None = None
+    last_at: float | None = None
+
+    def record(self, result: ProbeResult, now: float) -> Transition | None:
+        """Apply one probe result; return the transition it caused, if any."""
+        self.checks += 1
+        self.last = result
+        self.last_at = now
+        if result.ok:
+            self.passes += 1
+            self.failures = 0
+            if not self.up and self.passes >= self.rise:
+                return self._change(True, result, now)
+            return None
+        self.failures += 1
+        self.passes = 0
+        if self.up and self.failures >= self.fall:
+            return self._change(False, result, now)
+        return None
+
+    def _change(self, up: bool, result: ProbeResult, now: float) -> Transition:
+        old = "up" if self.up else "down"
+        self.up = up
+        self.since = now
+        return Transition(self.key, old, "up" if up else "down", result.reason, result.latency)
+
+    @property
+    def breaker_open(self) -> bool:
+        return not self.up and self.failures > BREAKER_THRESHOLD
+
+    def next_delay(self) -> float:
+        """Seconds until the next probe (before jitter)."""
+        if self.up:
+            return self.interval
+        if not self.breaker_open:
+            return min(self.interval, HALF_OPEN_MAX)
+        return min(HALF_OPEN_MAX, self.interval * 2 ** (self.failures - BREAKER_THRESHOLD))

@@ -1,0 +1,92 @@
+"""Health state for one server: the prober's down-set plus drained regions.
+
+Routing reads one immutable `HealthView`; this manager builds a new one (next
+generation) whenever the prober reports a transition or an operator drains or
+undrains a region, and hands it to the route layer. Routers and the
+selection memo key their caches on the view, so the very next query sees the
+change: nothing waits for a TTL.
+
+It is the seam other health sources feed: in production a Redis quorum
+source can call `set_down()` just as the local prober does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from geostream_dns.adapters.drain import DrainFile
+from geostream_dns.adapters.prober import LoopLagMonitor, Prober
+from geostream_dns.core.health import HealthKey, HealthView
+from geostream_dns.core.route.engine import RouteLayer
+from geostream_dns.core.snapshot import Snapshot
+
+log = structlog.get_logger("geostream.health")
+
+
+class HealthManager:
+    def __init__(self, route: RouteLayer, drain_store: Any, probe: bool = True) -> None:
+        self.route = route
+        self.drain_store = drain_store
+        self.drained: frozenset[str] = drain_store.load()
+        self.drained_since: dict[str, float] = {r: time.time() for r in self.drained}
+        self.down: frozenset[HealthKey] = frozenset()
+        self.generation = 0
+        self.prober = Prober(self.set_down) if probe else None
+        self.lag = LoopLagMonitor()
+        self._publish()
+
+    @classmethod
+    def embedded(cls, route: RouteLayer, state_dir: Any, probe: bool = True) -> HealthManager:
+        return cls(route, DrainFile(state_dir), probe)
+
+    def start(self) -> None:
+        self.lag.start()
+
+    def stop(self) -> None:
+        self.lag.stop()
+        if self.prober is not None:
+            self.prober.stop()
+
+    def sync(self, snapshot: Snapshot) -> None:
+        """Probe the targets of a newly published snapshot."""
+        if self.prober is not None:
+            self.prober.sync(snapshot)
+
+    def refresh(self) -> None:
+        """Pick up drains made by another process (another worker, or the CLI
+        of a production server) from the drain store."""
+        if self.drain_store.changed():
+            drained = self.drain_store.load()
+            if drained != self.drained:
+                for region in drained - self.drained:
+                    self.drained_since[region] = time.time()
+                self.drained = drained
+                self._publish()
+
+    def set_down(self, down: frozenset[HealthKey]) -> None:
+        if down != self.down:
+            self.down = down
+            self._publish()
+
+    def set_drained(self, region: str, drained: bool, author: str = "") -> bool:
+        """Drain or undrain a region; persist it; True when something changed."""
+        regions = self.drained | {region} if drained else self.drained - {region}
+        if regions == self.drained:
+            return False
+        self.drain_store.save(regions)
+        self.drained = frozenset(regions)
+        if drained:
+            self.drained_since[region] = time.time()
+        else:
+            self.drained_since.pop(region, None)
+        log.warning("region.drained" if drained else "region.undrained", region=region,
+                    author=author or None)
+        self._publish()
+        return True
+
+    def _publish(self) -> None:
+        self.generation += 1
+        self.route.health = HealthView(self.generation, self.down, self.drained)

@@ -1,0 +1,182 @@
+"""The health prober: checks every (health check, value) target on its interval.
+
+How this works: `sync(snapshot)` derives the distinct targets from the
+snapshot's routed records — (zone, check name, value) with the check's
+settings — starts one task per new target, stops tasks of targets that are
+gone, and keeps the state of those that stay (a reload never resets health).
+Each task sleeps a random fraction of its interval first, so targets are not
+probed in lock-step, then probes, feeds the result to its `TargetState`
+(hysteresis and circuit breaker, `core/health.py`) and sleeps
+`next_delay() * U(0.9, 1.1)`. A transition is logged, counted, and published
+at once through `on_change` as a new down-set: routing reads it on the very
+next query.
+
+Everything runs on the serving event loop; probes are asyncio streams, so
+connecting, TLS and reading never block DNS answers. `LoopLagMonitor`
+measures how late the loop runs timers, to prove it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from geostream_dns.adapters.probes import probe
+from geostream_dns.config.model import HealthCheck
+from geostream_dns.core.health import HealthKey, ProbeResult, TargetState, Transition
+from geostream_dns.core.snapshot import Snapshot
+
+log = structlog.get_logger("geostream.prober")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+ProbeFn = Callable[[HealthCheck, str], Awaitable[ProbeResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    key: HealthKey  # (zone, check name, value text)
+    check: HealthCheck
+
+    @property
+    def address(self) -> str:
+        return self.key[2]
+
+
+def targets_of(snapshot: Snapshot) -> dict[HealthKey, Target]:
+    """Every distinct (zone, check, value) that a routed record asks to check."""
+    out: dict[HealthKey, Target] = {}
+    for tree in snapshot.zones.values():
+        zone = tree.spec
+        if zone is None:
+            continue
+        for rs in zone.rrsets:
+            if rs.routing is None:
+                continue
+            for pool in rs.routing.pools.values():
+                for value in pool.values:
+                    if value.healthcheck is None:
+                        continue
+                    key = (zone.origin, value.healthcheck, value.rdata.to_text())
+                    out[key] = Target(key, zone.healthchecks[value.healthcheck])
+    return out
+
+
+@dataclass
+class ProberStats:
+    checks: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    transitions: dict[tuple[HealthKey, str], int] = field(default_factory=dict)
+
+
+class Prober:
+    def __init__(self, on_change: Callable[[frozenset[HealthKey]], None],
+                 probe_fn: ProbeFn = probe, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.on_change = on_change
+        self.probe_fn = probe_fn
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.targets: dict[HealthKey, Target] = {}
+        self.states: dict[HealthKey, TargetState] = {}
+        self.tasks: dict[HealthKey, asyncio.Task[None]] = {}
+        self.stats = ProberStats()
+        self.wall_since: dict[HealthKey, float] = {}  # wall-clock time of the last change
+
+    def down(self) -> frozenset[HealthKey]:
+        return frozenset(k for k, s in self.states.items() if not s.up)
+
+    def sync(self, snapshot: Snapshot) -> None:
+        """Probe exactly the targets of this snapshot (call on the event loop)."""
+        wanted = targets_of(snapshot)
+        for key in list(self.tasks):
+            if key not in wanted or wanted[key].check != self.targets[key].check:
+                self.tasks.pop(key).cancel()
+                if key not in wanted:
+                    self.states.pop(key, None)
+                    self.targets.pop(key, None)
+                    self.wall_since.pop(key, None)
+        now = self.clock()
+        for key, target in wanted.items():
+            if key in self.tasks:
+                continue
+            check = target.check
+            state = self.states.get(key)
+            if state is None:
+                state = TargetState(key, check.interval, check.rise, check.fall, since=now)
+                self.states[key] = state
+                self.wall_since[key] = time.time()
+            else:  # the check's settings changed: keep the health, take the new pace
+                state.interval, state.rise, state.fall = check.interval, check.rise, check.fall
+            self.targets[key] = target
+            self.tasks[key] = asyncio.get_running_loop().create_task(self._run(target, state))
+        self.on_change(self.down())
+
+    def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        self.tasks.clear()
+
+    async def _run(self, target: Target, state: TargetState) -> None:
+        await asyncio.sleep(self.rng.uniform(0, min(state.interval, 1.0)))
+        while True:
+            try:
+                result = await self.probe_fn(target.check, target.address)
+            except Exception as exc:  # noqa: BLE001 - a probe bug must not end probing
+                log.exception("health.probe_failed", target=target.address)
+                result = ProbeResult(False, 0.0, f"probe error: {exc!r}")
+            self._observe(result)
+            transition = state.record(result, self.clock())
+            if transition is not None:
+                self._transition(transition)
+            await asyncio.sleep(state.next_delay() * self.rng.uniform(0.9, 1.1))
+
+    def _observe(self, result: ProbeResult) -> None:
+        stats = self.stats
+        stats.checks[result.ok] += 1
+        stats.latency_buckets[bisect_left(LATENCY_BUCKETS, result.latency)] += 1
+        stats.latency_sum += result.latency
+
+    def _transition(self, t: Transition) -> None:
+        zone, check, value = t.key
+        counts = self.stats.transitions
+        counts[(t.key, t.new)] = counts.get((t.key, t.new), 0) + 1
+        self.wall_since[t.key] = time.time()
+        log.warning("health.changed", zone=zone, check=check, target=value, old=t.old,
+                    new=t.new, reason=t.reason, latency_s=round(t.latency, 4))
+        self.on_change(self.down())
+
+
+class LoopLagMonitor:
+    """How late the event loop runs a timer: the stall any blocking work causes."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.period = period
+        self.max_lag = 0.0
+        self.samples = 0
+        self.lag_sum = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.period)
+            lag = max(0.0, loop.time() - before - self.period)
+            self.samples += 1
+            self.lag_sum += lag
+            self.max_lag = max(self.max_lag, lag)

@@ -1,0 +1,241 @@
+"""Validated zones -> canonical zone documents in the SPEC §3 shape, and back to YAML.
+
+How this works: a *zone document* is plain data (dicts, lists, strings,
+numbers) in exactly the shape a zone file has, written out from a validated
+:class:`~geostream_dns.config.model.Zone`, never copied from what an operator
+typed. So two files that mean the same thing (``value:`` or ``values: [..]``,
+``'@'`` or ``''``, ``5s`` or ``5``, keys in any order) give equal documents,
+and ``load_zone_data(zone_document(z))`` gives back a zone whose document is
+equal again (the round trip the PostgreSQL store, ``plan``, ``export`` and
+saved plans rely on).
+
+Canonical choices: every record set carries its TTL; one value is written as
+``value``, several as ``values``; the apex is ``'@'``; map keys (regions,
+health checks, pools) are sorted; health checks list every setting; pool
+values are a plain string unless they carry a weight, a check or a status;
+whole-number floats (coordinates, bias, durations) are written as integers,
+durations as ``"5s"``.
+
+A document splits into the zone's *settings* (``ttl``, ``soa``,
+``nameservers``, ``regions``, ``healthchecks``) and its *record sets*, keyed
+by (absolute owner name, type); each record set entry is the mapping a zone
+file holds under its label (``{type, ttl, value(s), routing}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dns.rdata
+import yaml
+
+from geostream_dns.config.model import HealthCheck, Routing, Rule, Zone
+
+APEX = "@"
+SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks")
+
+Document = dict[str, Any]
+RecordKey = tuple[str, str]  # (absolute owner name, type)
+
+
+def zone_document(zone: Zone) -> Document:
+    """The canonical SPEC §3 document of a validated zone (without its managed serial)."""
+    doc: Document = {"zone": zone.origin}
+    doc.update(zone_settings(zone))
+    records: dict[str, Any] = {}
+    for name, entry in sorted(record_entries(zone).items()):
+        label = owner_label(name[0], zone.origin)
+        if label in records:
+            previous = records[label]
+            records[label] = [*previous, entry] if isinstance(previous, list) else [previous, entry]
+        else:
+            records[label] = entry
+    doc["records"] = dict(sorted(records.items(), key=lambda item: _label_order(item[0])))
+    return doc
+
+
+def zone_settings(zone: Zone) -> Document:
+    soa = zone.soa
+    return {
+        "ttl": zone.ttl,
+        "soa": {"primary": soa.primary, "email": soa.email, "refresh": soa.refresh,
+                "retry": soa.retry, "expire": soa.expire, "negative_ttl": soa.negative_ttl},
+        "nameservers": list(zone.nameservers),
+        "regions": {name: {"lat": _number(r.lat), "lon": _number(r.lon)}
+                    for name, r in sorted(zone.regions.items())},
+        "healthchecks": {name: _healthcheck(c) for name, c in sorted(zone.healthchecks.items())},
+    }
+
+
+def record_entries(zone: Zone) -> dict[RecordKey, Document]:
+    """Every record set of the zone as its canonical entry, keyed by (owner, type)."""
+    out: dict[RecordKey, Document] = {}
+    for rs in zone.rrsets:
+        entry: Document = {"type": rs.rtype, "ttl": rs.ttl}
+        values: list[Any] = [rs.alias] if rs.alias else [rdata_value(r) for r in rs.rdatas]
+        if len(values) == 1:
+            entry["value"] = values[0]
+        elif values:
+            entry["values"] = values
+        if rs.routing is not None:
+            entry["routing"] = _routing(rs.routing)
+        out[(rs.name, rs.rtype)] = entry
+    return out
+
+
+def split_document(doc: Document) -> tuple[str, Document, dict[RecordKey, Document]]:
+    """A canonical document -> (origin, settings, record sets by (owner, type))."""
+    origin = str(doc["zone"])
+    settings = {key: doc[key] for key in SETTINGS_KEYS if key in doc}
+    record_sets: dict[RecordKey, Document] = {}
+    for label, spec in (doc.get("records") or {}).items():
+        name = owner_name(str(label), origin)
+        for entry in spec if isinstance(spec, list) else [spec]:
+            record_sets[(name, str(entry.get("type", "")).upper())] = entry
+    return origin, settings, record_sets
+
+
+def join_document(origin: str, settings: Document,
+                  record_sets: Iterable[tuple[str, Document]]) -> Document:
+    """(origin, settings, (owner, entry) pairs) -> a document in the zone file shape."""
+    doc: Document = {"zone": origin}
+    doc.update({key: settings[key] for key in SETTINGS_KEYS if key in settings})
+    records: dict[str, Any] = {}
+    for name, entry in record_sets:
+        label = owner_label(name, origin)
+        previous = records.get(label)
+        if previous is None:
+            records[label] = entry
+        elif isinstance(previous, list):
+            previous.append(entry)
+        else:
+            records[label] = [previous, entry]
+    doc["records"] = records
+    return doc
+
+
+def document_yaml(doc: Document) -> str:
+    """A document as zone file text (block style, keys in document order, UTF-8 kept)."""
+    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=100)
+    return text
+
+
+def file_name(origin: str) -> str:
+    """The zone file name of a zone: ``example.com.`` -> ``example.com.yaml``."""
+    return origin.rstrip(".") + ".yaml"
+
+
+def owner_label(name: str, origin: str) -> str:
+    """``www.example.com.`` in ``example.com.`` -> ``www``; the apex -> ``@``."""
+    if name == origin:
+        return APEX
+    return name[: -len(origin) - 1]
+
+
+def owner_name(label: str, origin: str) -> str:
+    if label in ("", APEX):
+        return origin
+    return f"{label.lower()}.{origin}"
+
+
+def rdata_value(rdata: dns.rdata.Rdata) -> Any:
+    """One rdata as its zone file value (the inverse of ``config.values.build_rdata``)."""
+    rtype = rdata.rdtype.name  # type: ignore[attr-defined]
+    r: Any = rdata
+    if rtype in ("A", "AAAA"):
+        return r.address
+    if rtype == "TXT":
+        return b"".join(r.strings).decode()
+    if rtype == "MX":
+        return {"preference": r.preference, "exchange": r.exchange.to_text()}
+    if rtype == "SRV":
+        return {"priority": r.priority, "weight": r.weight, "port": r.port,
+                "target": r.target.to_text()}
+    if rtype == "CAA":
+        return {"flags": r.flags, "tag": r.tag.decode(), "value": r.value.decode()}
+    return r.target.to_text()  # CNAME, NS, PTR
+
+
+def _label_order(label: str) -> tuple[int, tuple[str, ...]]:
+    """The apex first, then names in DNS order (by reversed labels)."""
+    return (0, ()) if label == APEX else (1, tuple(reversed(label.split("."))))
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _duration(seconds: float) -> str | float:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else seconds
+
+
+def _healthcheck(check: HealthCheck) -> Document:
+    out: Document = {"protocol": check.protocol, "port": check.port}
+    if check.protocol != "tcp":
+        out["path"] = check.path
+        if check.host is not None:
+            out["host"] = check.host
+        expect: Document = {"status": list(check.expect_status)}
+        if check.expect_body is not None:
+            expect["body_contains"] = check.expect_body
+        out["expect"] = expect
+    out.update(interval=_duration(check.interval), timeout=_duration(check.timeout),
+               rise=check.rise, fall=check.fall)
+    if check.protocol == "https":
+        out["verify_tls"] = check.verify_tls
+    return out
+
+
+def _routing(routing: Routing) -> Document:
+    pools: Document = {}
+    for name, pool in sorted(routing.pools.items()):
+        spec: Document = {}
+        if pool.region is not None:
+            spec["region"] = pool.region
+        spec["answer"] = pool.answer
+        values: list[Any] = []
+        for pv in pool.values:
+            value = rdata_value(pv.rdata)
+            if pv.weight == 1 and pv.healthcheck is None and pv.status == "obey":
+                values.append(value)
+                continue
+            item: Document = {"value": value}
+            if pv.weight != 1:
+                item["weight"] = pv.weight
+            if pv.healthcheck is not None:
+                item["healthcheck"] = pv.healthcheck
+            if pv.status != "obey":
+                item["status"] = pv.status
+            values.append(item)
+        spec["values"] = values
+        if pool.fallback is not None:
+            spec["fallback"] = pool.fallback
+        pools[name] = spec
+    return {"pools": pools, "rules": [_rule(rule) for rule in routing.rules]}
+
+
+def _rule(rule: Rule) -> Document:
+    if rule.geos:
+        return {"geos": list(rule.geos), "pool": rule.pool}
+    if rule.subnets:
+        return {"subnets": [str(net) for net in rule.subnets], "pool": rule.pool}
+    if rule.nearest:
+        out: Document = {"nearest": list(rule.nearest)}
+        if rule.bias:
+            out["bias"] = {name: _number(km) for name, km in rule.bias}
+        return out
+    return {"pool": rule.pool}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, but short lists of scalars (nameservers, geos, values) on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = len(data) <= 8 and all(isinstance(v, str | int | float) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
