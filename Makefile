@@ -15,7 +15,7 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 BENCH_ARGS ?=
 
-.PHONY: venv run test tools services smoke bench lint clean distclean
+.PHONY: venv run test tools services smoke bench failover-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -63,6 +63,10 @@ smoke: venv tools
 bench: venv
 	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
 	$(VPY) scripts/bench.py $(BENCH_ARGS)
+
+## failover-drill: stop a real HTTP endpoint, time its failover and recovery in DNS answers
+failover-drill: venv
+	$(VPY) scripts/failover_drill.py
 
 ## lint: ruff + mypy
 lint: venv
