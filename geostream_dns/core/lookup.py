@@ -149,7 +149,10 @@ def _flatten_alias(snapshot: Snapshot, alias: RRsetData, qtype: int) -> RRsetDat
     target_zone = snapshot.find_zone(alias.alias)
     if target_zone is None:
         return None
-    return target_zone.nodes.get(alias.alias, {}).get(qtype)
+    node = target_zone.nodes.get(alias.alias)
+    if node is None:  # a target only a wildcard covers (config accepts it)
+        node = _wildcard(target_zone, alias.alias) or {}
+    return node.get(qtype)
 
 
 def _minimal_any(zone: ZoneTree, name: dns.name.Name, node: dict[int, RRsetData],

@@ -152,7 +152,10 @@ class RouteLayer:
         option_prefix = ecs_wire[:7] if ecs_wire else b""
         if len(tables.selections) >= SELECTION_MEMO_LIMIT:
             tables.selections.clear()
-        failed_open = selection.fixed is not None and selection.fixed.key[0] == "open"
+        # Decision keys of the record's own values and of fail-open answers start
+        # with None, which no pool name is.
+        fixed = selection.fixed
+        failed_open = fixed is not None and fixed.key[0] is None and fixed.key[1] == "open"
         if failed_open:
             counts["all_down"] += 1
         tables.selections[memo_key] = (health, selection, option_prefix, failed_open)

@@ -262,7 +262,7 @@ class Router:
         if picked is None:
             if trace is not None:
                 trace.append({"step": "no rule matched: the record's own values"})
-            return Selection(None, Decision(("own",), self.own_values, False, scope, None), scope)
+            return Selection(None, Decision((None, "own"), self.own_values, False, scope, None), scope)
         if answering is None:
             answering = self._first_healthy(picked, health)
         if trace is not None:
@@ -292,11 +292,11 @@ class Router:
         if self.own_values:
             if trace is not None:
                 trace.append({"step": "fail open: every pool down, the record's own values"})
-            return Decision(("open", "own"), self.own_values, False, scope, None)
+            return Decision((None, "open", "own"), self.own_values, False, scope, None)
         if trace is not None:
             trace.append({"step": f"fail open: every pool down, all values of {picked.name}"})
         rdatas = tuple(v.rdata for v in picked.values)
-        return Decision(("open", picked.name), rdatas, False, scope, picked.name)
+        return Decision((None, "open", picked.name), rdatas, False, scope, picked.name)
 
 
 class Selection(NamedTuple):

@@ -1,0 +1,143 @@
+"""Shared building blocks for the core tests: zones from YAML, a resolver, queries.
+
+Everything here is pure: a `Resolver` is driven with query bytes built by
+dnspython and its reply bytes are parsed back with dnspython. Randomness is a
+seeded `random.Random`, passed in (STYLE: "Randomness and time are parameters").
+"""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from collections.abc import Iterable, Sequence
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from geostream_dns.config.loader import load_zone_text
+from geostream_dns.config.model import Zone
+from geostream_dns.core.build import build_snapshot
+from geostream_dns.core.geo import GeoLocator
+from geostream_dns.core.health import ALL_UP, HealthView
+from geostream_dns.core.resolve import Resolver
+from geostream_dns.core.route.engine import RouteLayer, router_factory
+
+HEADER = """\
+zone: {origin}
+ttl: {ttl}
+soa:
+  primary: ns1.example.net.
+  email: hostmaster@example.net
+  refresh: 7200
+  retry: 900
+  expire: 1209600
+  negative_ttl: {negative_ttl}
+nameservers: [ns1.example.net., ns2.example.net.]
+regions:
+  us: {{lat: 38.9, lon: -77.4}}
+  eu: {{lat: 50.1, lon: 8.7}}
+  ap: {{lat: 1.35, lon: 103.8}}
+healthchecks:
+  web: {{protocol: http, port: 80}}
+"""
+
+DEFAULT_CLIENT = "233.252.0.1"  # MCAST-TEST-NET (RFC 6676): never in the test GeoIP
+
+
+def zone_text(snippet: str, origin: str = "example.com.", ttl: int = 300,
+              negative_ttl: int = 300) -> str:
+    """A zone file: the fixed header, then `snippet` under `records:`."""
+    head = HEADER.format(origin=origin, ttl=ttl, negative_ttl=negative_ttl)
+    return head + "records:\n" + textwrap.indent(textwrap.dedent(snippet), "  ")
+
+
+def load(snippet: str, origin: str = "example.com.", ttl: int = 300,
+         negative_ttl: int = 300) -> Zone:
+    text = zone_text(snippet, origin, ttl, negative_ttl)
+    return load_zone_text(text, f"zones/{origin}yaml")
+
+
+def make_resolver(zones: Iterable[Zone], geo: GeoLocator | None = None,
+                  health: HealthView = ALL_UP, seed: int = 0) -> Resolver:
+    """A resolver over `zones` with a routing layer and seeded randomness."""
+    route = RouteLayer(geo, health, random.Random(seed))
+    snapshot = build_snapshot(list(zones), 1, router_factory)
+    return Resolver(snapshot, rng=random.Random(seed + 1), route=route)
+
+
+def query(name: str, rdtype: str | int = "A", *, qid: int = 0x1234,
+          ecs: str | None = None, edns: bool | None = None, payload: int = 1232,
+          do: bool = False, options: Sequence[dns.edns.Option] = (),
+          rdclass: str | int = "IN", flags: int | None = None) -> dns.message.QueryMessage:
+    """A dnspython query. `ecs` is "address/prefix"; EDNS is on when asked or needed."""
+    opts = list(options)
+    if ecs is not None:
+        address, _, prefix = ecs.partition("/")
+        opts.append(dns.edns.ECSOption(address, int(prefix)))
+    use_edns = edns if edns is not None else bool(opts or do or payload != 1232)
+    q = dns.message.make_query(name, dns.rdatatype.RdataType.make(rdtype),
+                               dns.rdataclass.RdataClass.make(rdclass),
+                               use_edns=0 if use_edns else False,
+                               payload=payload, want_dnssec=do, options=opts or None)
+    q.id = qid
+    if flags is not None:
+        q.flags = flags
+    return q
+
+
+def unknown_option(code: int, data: bytes) -> dns.edns.GenericOption:
+    """An EDNS option by number (dnspython's stubs only admit known codes)."""
+    return dns.edns.GenericOption(code, data)  # type: ignore[arg-type]
+
+
+def ask(resolver: Resolver, q: dns.message.Message, client: str = DEFAULT_CLIENT,
+        tcp: bool = False) -> dns.message.Message:
+    """Resolve `q` and parse the reply (which must exist)."""
+    reply, _qtype, _rcode = resolver.resolve(q.to_wire(), client, tcp)
+    assert reply is not None, "the query was dropped"
+    return dns.message.from_wire(reply)
+
+
+def lines(rrsets: Iterable[dns.rrset.RRset]) -> list[str]:
+    """Each record as "owner ttl TYPE rdata" (names lower-cased), sorted within an RRset."""
+    out: list[str] = []
+    for rrset in rrsets:
+        owner = rrset.name.to_text().lower()
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        out.extend(sorted(f"{owner} {rrset.ttl} {rtype} {rd.to_text().lower()}"
+                          for rd in rrset))
+    return out
+
+
+def heads(rrsets: Iterable[dns.rrset.RRset]) -> list[str]:
+    """Each RRset as "owner ttl TYPE" (no data)."""
+    return [f"{r.name.to_text().lower()} {r.ttl} {dns.rdatatype.to_text(r.rdtype)}"
+            for r in rrsets]
+
+
+def values(reply: dns.message.Message) -> list[str]:
+    """The data of the answer's last RRset, in the order sent."""
+    if not reply.answer:
+        return []
+    return [rd.to_text() for rd in reply.answer[-1]]
+
+
+def ecs_scope(reply: dns.message.Message) -> int | None:
+    """The scope prefix of the reply's Client Subnet option, None without one."""
+    for option in reply.options:
+        if isinstance(option, dns.edns.ECSOption):
+            return int(option.scopelen)
+    return None
+
+
+def has_flag(reply: dns.message.Message, flag: int) -> bool:
+    return bool(reply.flags & flag)
+
+
+AA = dns.flags.AA
+TC = dns.flags.TC
