@@ -69,6 +69,8 @@ class App:
         if new_problems:
             self.reload_errors += 1
         zones, self.problems = self.store.zones()
+        if not getattr(self.store, "loaded", True):
+            return None  # production mode, database away, no saved snapshot: not ready
         if not changed and self.ready:
             return None
         started = time.perf_counter()
@@ -112,11 +114,12 @@ class App:
         self.health.start()
         await self.reload()
         for host, port in self.settings.listen:
-            udp = await start_udp(self.resolver, self.stats, host, port)
+            reuse = self.settings.workers > 1
+            udp = await start_udp(self.resolver, self.stats, host, port, reuse)
             self._closers.append(udp)
             tcp = await start_tcp(
                 TcpServer(self.resolver, self.stats, self.settings.tcp_idle_timeout),
-                host, port)
+                host, port, reuse)
             self._closers.append(tcp)
             log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])
         if self.settings.http is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats
 from geostream_dns.core.resolve import Resolver
 
@@ -118,20 +119,7 @@ class TcpServer:
         return TcpConnection(self)
 
 
-def bind_tcp_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind((host, port))
-    sock.setblocking(False)
-    return sock
-
-
-async def start_tcp(server: TcpServer, host: str, port: int) -> Any:
+async def start_tcp(server: TcpServer, host: str, port: int, reuse_port: bool = False) -> Any:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(server.protocol, sock=bind_tcp_socket(host, port),
-                                    backlog=1024)
+    sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    return await loop.create_server(server.protocol, sock=sock, backlog=1024)

@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import _BOUNDS_NS, QueryStats
 from geostream_dns.core.resolve import Resolver
 
@@ -49,26 +50,10 @@ class UdpServer(asyncio.DatagramProtocol):
         pass
 
 
-def bind_udp_socket(host: str, port: int) -> socket.socket:
-    """A UDP socket with SO_REUSEPORT, so `--workers N` processes share a port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-    sock.bind((host, port))
-    sock.setblocking(False)
-    return sock
-
-
-async def start_udp(resolver: Resolver, stats: QueryStats, host: str,
-                    port: int) -> asyncio.DatagramTransport:
+async def start_udp(resolver: Resolver, stats: QueryStats, host: str, port: int,
+                    reuse_port: bool = False) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(resolver, stats), sock=bind_udp_socket(host, port)
+        lambda: UdpServer(resolver, stats), sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     )
     return transport

@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -224,7 +225,8 @@ def launch(base: pathlib.Path, *, listens: list[tuple[str, int]] | None = None,
     http_port = free_port(avoid={p for _, p in listens}) if http else None
     state_dir = base / "state"
     log_path = base / "server.log"
-    cmd = [str(BIN), "serve", "--zones", str(zones_dir), "--state-dir", str(state_dir)]
+    cmd = [str(BIN), "serve", "--zones", str(zones_dir), "--state-dir", str(state_dir),
+           "--geoip", str(test_geoip())]
     for host, port in listens:
         cmd += ["--listen", format_listen(host, port)]
     cmd += ["--http", f"127.0.0.1:{http_port}" if http_port else "off"]
@@ -302,6 +304,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield srv
     srv.idle_watch.close()
     finish(srv)
+
+
+_GEOIP: list[pathlib.Path] = []
+
+
+def test_geoip() -> pathlib.Path:
+    """The deterministic GeoIP database of tests/core (never the bundled GeoLite2)."""
+    if not _GEOIP:
+        from tests.core.conftest import CITY, write_mmdb
+
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="geostream-e2e-geoip-"))
+        _GEOIP.append(write_mmdb(folder / "city.mmdb", CITY))
+    return _GEOIP[0]
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """SPEC §4 routing seen from the wire: client location from the source address or
 EDNS Client Subnet (RFC 7871), the pool it picks, and the ECS scope sent back.
 
-The bundled GeoLite2 database places 85.214.132.0/24 and 2a01:238::/32 in Germany,
-203.116.1.0/24 in Singapore and 8.8.8.0/24 in the middle of the USA; 10/8 and
-loopback are unknown to it. No prober runs against the sample's TEST-NET values,
+The servers run on the deterministic test GeoIP database of tests/core:
+198.51.100.0/25 and 2001:db8:1::/48 are in Germany, 203.0.113.0/24 in
+Singapore and 192.0.2.0/24 in Virginia; 10/8 and loopback are unknown to it. No prober runs against the sample's TEST-NET values,
 so every value counts as healthy.
 """
 
@@ -48,7 +48,7 @@ def test_loopback_client_gets_the_first_nearest_pool(server: Server) -> None:
     assert len(values) == 1 and values <= US_EAST
 
 
-@pytest.mark.parametrize(("address", "prefix"), [("85.214.132.0", 24), ("2a01:238::", 32)])
+@pytest.mark.parametrize(("address", "prefix"), [("198.51.100.0", 25), ("2001:db8:1::", 48)])
 def test_ecs_in_germany_gets_eu_central(server: Server, address: str, prefix: int) -> None:
     reply, ecs = ask(server, "www.example.com", address, prefix)
     assert rdata_texts(reply, "A") == EU_CENTRAL
@@ -63,12 +63,12 @@ def test_ecs_in_a_listed_subnet_gets_its_pool(server: Server) -> None:
 
 
 def test_ecs_in_singapore_gets_the_nearest_pool(server: Server) -> None:
-    reply, _ = ask(server, "www.example.com", "203.116.1.0", 24)
+    reply, _ = ask(server, "www.example.com", "203.0.113.0", 24)
     assert rdata_texts(reply, "A") == AP_SOUTHEAST  # multivalue: both healthy values
 
 
 def test_ecs_in_the_usa_gets_us_east(server: Server) -> None:
-    reply, _ = ask(server, "www.example.com", "8.8.8.0", 24)
+    reply, _ = ask(server, "www.example.com", "192.0.2.0", 24)
     values = rdata_texts(reply, "A")
     assert len(values) == 1 and values <= US_EAST
 
@@ -81,19 +81,19 @@ def test_ecs_source_prefix_zero_means_no_location(server: Server) -> None:
 
 
 def test_static_answer_with_ecs_has_scope_zero(server: Server) -> None:
-    reply, ecs = ask(server, "static.example.com", "85.214.132.0", 24)
+    reply, ecs = ask(server, "static.example.com", "198.51.100.0", 25)
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
     assert ecs is not None and ecs.scopelen == 0
 
 
 def test_alias_apex_follows_the_target_routing(server: Server) -> None:
-    reply, _ = ask(server, "example.com", "85.214.132.0", 24)
+    reply, _ = ask(server, "example.com", "198.51.100.0", 25)
     assert [r.name.to_text() for r in reply.answer] == ["example.com."]
     assert rdata_texts(reply, "A") == EU_CENTRAL
 
 
 def test_cname_into_a_routed_name_routes_the_target(server: Server) -> None:
-    reply, _ = ask(server, "api.example.com", "203.116.1.0", 24)
+    reply, _ = ask(server, "api.example.com", "203.0.113.0", 24)
     assert rdata_texts(reply, "CNAME") == {"www.example.com."}
     assert rdata_texts(reply, "A") == AP_SOUTHEAST
 
