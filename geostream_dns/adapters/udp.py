@@ -54,6 +54,7 @@ async def start_udp(resolver: Resolver, stats: QueryStats, host: str, port: int,
                     reuse_port: bool = False) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(resolver, stats), sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+        lambda: UdpServer(resolver, stats),
+        sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     )
     return transport

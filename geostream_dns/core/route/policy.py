@@ -262,7 +262,8 @@ class Router:
         if picked is None:
             if trace is not None:
                 trace.append({"step": "no rule matched: the record's own values"})
-            return Selection(None, Decision((None, "own"), self.own_values, False, scope, None), scope)
+            own = Decision((None, "own"), self.own_values, False, scope, None)
+            return Selection(None, own, scope)
         if answering is None:
             answering = self._first_healthy(picked, health)
         if trace is not None:
