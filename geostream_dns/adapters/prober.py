@@ -19,6 +19,7 @@ measures how late the loop runs timers, to prove it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import time
 from bisect import bisect_left
@@ -37,6 +38,23 @@ log = structlog.get_logger("geostream.prober")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 ProbeFn = Callable[[HealthCheck, str], Awaitable[ProbeResult]]
+
+
+# Address ranges reserved for documentation (RFC 5737, RFC 3849). No real
+# endpoint lives there, so they are never probed: the sample zones and the
+# docs use them, and a prober must not send traffic to them.
+DOCUMENTATION_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
+NOT_PROBED = "not probed: documentation address (RFC 5737/3849)"
+
+
+def is_documentation_address(value: str) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return any(address in network for network in DOCUMENTATION_NETWORKS
+               if network.version == address.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +114,11 @@ class Prober:
     def sync(self, snapshot: Snapshot) -> None:
         """Probe exactly the targets of this snapshot (call on the event loop)."""
         wanted = targets_of(snapshot)
-        for key in list(self.tasks):
+        for key in list(self.targets):
             if key not in wanted or wanted[key].check != self.targets[key].check:
-                self.tasks.pop(key).cancel()
+                task = self.tasks.pop(key, None)
+                if task is not None:
+                    task.cancel()
                 if key not in wanted:
                     self.states.pop(key, None)
                     self.targets.pop(key, None)
@@ -116,6 +136,9 @@ class Prober:
             else:  # the check's settings changed: keep the health, take the new pace
                 state.interval, state.rise, state.fall = check.interval, check.rise, check.fall
             self.targets[key] = target
+            if is_documentation_address(target.address):
+                state.last = ProbeResult(True, 0.0, NOT_PROBED)
+                continue
             self.tasks[key] = asyncio.get_running_loop().create_task(self._run(target, state))
         self.on_change(self.down())
 
