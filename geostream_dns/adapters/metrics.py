@@ -19,7 +19,7 @@ one label set; their counts are summed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dns.rcode
 import dns.rdatatype
@@ -185,8 +185,10 @@ def health_metrics(app: App) -> Iterator[Metric]:
                             value=manager.generation)
     drained = GaugeMetricFamily("geostream_region_drained", "1 while a region is drained.",
                                 labels=["region"])
-    for region in sorted(manager.drained):
-        drained.add_metric([region], 1)
+    regions = {name for tree in app.resolver.snapshot.zones.values() if tree.spec is not None
+               for name in tree.spec.regions}
+    for region in sorted(regions | manager.drained):
+        drained.add_metric([region], 1 if region in manager.drained else 0)
     yield drained
     yield GaugeMetricFamily("geostream_event_loop_lag_max_seconds",
                             "The longest the event loop ran a timer late since start "
@@ -194,8 +196,24 @@ def health_metrics(app: App) -> Iterator[Metric]:
                             value=manager.lag.max_lag)
 
 
+def store_metrics(app: App) -> Iterator[Metric]:
+    """The configuration store's link to PostgreSQL (production mode only)."""
+    store: Any = app.store
+    if not hasattr(store, "reachable"):
+        return
+    yield GaugeMetricFamily(
+        "geostream_store_reachable",
+        "1 while the configuration database (PostgreSQL) answers, else 0.",
+        value=1 if store.reachable else 0)
+    yield GaugeMetricFamily(
+        "geostream_store_staleness_seconds",
+        "Seconds since the database last confirmed the generation being served "
+        "(grows while it is unreachable).",
+        value=store.staleness())
+
+
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, route_metrics,
-                                             health_metrics)
+                                             health_metrics, store_metrics)
 
 
 class AppCollector:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from geostream_dns.adapters.probes import probe
+from geostream_dns.adapters.probes import probe, tls_context
 from geostream_dns.config.model import HealthCheck
 from geostream_dns.core.health import HealthKey, ProbeResult, TargetState, Transition
 from geostream_dns.core.snapshot import Snapshot
@@ -106,6 +106,10 @@ class Prober:
         self.states: dict[HealthKey, TargetState] = {}
         self.tasks: dict[HealthKey, asyncio.Task[None]] = {}
         self.stats = ProberStats()
+        # Load the CA store now, at start-up: doing it on the first HTTPS probe
+        # would stall the serving loop for ~20 ms.
+        tls_context(True)
+        tls_context(False)
         self.wall_since: dict[HealthKey, float] = {}  # wall-clock time of the last change
 
     def down(self) -> frozenset[HealthKey]:
@@ -150,16 +154,19 @@ class Prober:
     async def _run(self, target: Target, state: TargetState) -> None:
         await asyncio.sleep(self.rng.uniform(0, min(state.interval, 1.0)))
         while True:
+            delay = state.interval
             try:
                 result = await self.probe_fn(target.check, target.address)
-            except Exception as exc:  # noqa: BLE001 - a probe bug must not end probing
+                self._observe(result)
+                transition = state.record(result, self.clock())
+                if transition is not None:
+                    self._transition(transition)
+                delay = state.next_delay()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bug must never end a target's probing
                 log.exception("health.probe_failed", target=target.address)
-                result = ProbeResult(False, 0.0, f"probe error: {exc!r}")
-            self._observe(result)
-            transition = state.record(result, self.clock())
-            if transition is not None:
-                self._transition(transition)
-            await asyncio.sleep(state.next_delay() * self.rng.uniform(0.9, 1.1))
+            await asyncio.sleep(delay * self.rng.uniform(0.9, 1.1))
 
     def _observe(self, result: ProbeResult) -> None:
         stats = self.stats
@@ -180,7 +187,7 @@ class Prober:
 class LoopLagMonitor:
     """How late the event loop runs a timer: the stall any blocking work causes."""
 
-    def __init__(self, period: float = 0.05) -> None:
+    def __init__(self, period: float = 0.01) -> None:
         self.period = period
         self.max_lag = 0.0
         self.samples = 0

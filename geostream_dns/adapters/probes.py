@@ -81,7 +81,8 @@ async def _http(check: HealthCheck, address: str) -> str:
         server_hostname=host if tls else None, limit=MAX_HEAD)
     try:
         default_port = 443 if tls else 80
-        host_header = host if check.port == default_port else f"{host}:{check.port}"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 IP-literal)
+        host_header = name if check.port == default_port else f"{name}:{check.port}"
         writer.write(
             f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
             f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode())

@@ -114,4 +114,6 @@ class TargetState:
             return self.interval
         if not self.breaker_open:
             return min(self.interval, HALF_OPEN_MAX)
-        return min(HALF_OPEN_MAX, self.interval * 2 ** (self.failures - BREAKER_THRESHOLD))
+        # Cap the exponent: a target down for hours would overflow the float.
+        doublings = min(self.failures - BREAKER_THRESHOLD, 64)
+        return min(HALF_OPEN_MAX, self.interval * 2.0 ** doublings)
