@@ -21,7 +21,7 @@ import structlog
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import HealthManager
 from geostream_dns.adapters.stats import QueryStats
-from geostream_dns.adapters.stores import make_store
+from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
@@ -64,6 +64,8 @@ class App:
         """Poll the store; build a new snapshot when zones changed (worker thread)."""
         changed, new_problems = self.store.poll()
         for problem in new_problems:
+            if problem.path == UNREACHABLE:
+                continue  # a store that cannot reach its database logs that itself
             log.error("zone.invalid", problem=str(problem), file=problem.file,
                       line=problem.line, field=problem.path, message=problem.message)
         if new_problems:
@@ -77,7 +79,8 @@ class App:
         generation = self.store.generation
         if generation is None:
             generation = self.generation + 1
-        snapshot = build_snapshot(zones, generation, self.router_factory)
+        snapshot = build_snapshot(zones, generation, self.router_factory,
+                                  previous=self.resolver.snapshot)  # unchanged zones reused
         log.info("snapshot.built", generation=snapshot.generation, zones=len(zones),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
                  duration_s=round(time.perf_counter() - started, 4))

@@ -297,9 +297,15 @@ def default_router(registry: CollectorRegistry) -> Router:
 
     async def ready(request: Request) -> Response:
         app = request.app
+        store: Any = app.store
+        extra = {}
+        if hasattr(store, "reachable"):  # production mode: how current the snapshot is
+            extra = {"database_reachable": store.reachable,
+                     "staleness_seconds": round(store.staleness(), 3),
+                     "store_generation": store.generation, "source": store.source}
         if app.ready:
-            return json_response({"status": "ready", "generation": app.generation})
-        return json_response({"status": "starting"}, 503)
+            return json_response({"status": "ready", "generation": app.generation, **extra})
+        return json_response({"status": "starting", **extra}, 503)
 
     async def metrics(request: Request) -> Response:
         return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)

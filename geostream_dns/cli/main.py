@@ -8,7 +8,8 @@ import sys
 
 # Command modules in the order `--help` lists them. Each module defines
 # `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-COMMANDS = ("serve", "check", "explain", "drain")
+COMMANDS = ("serve", "check", "plan", "apply", "history", "rollback", "export", "migrate",
+            "explain", "drain")
 
 
 def build_parser() -> argparse.ArgumentParser:

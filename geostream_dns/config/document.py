@@ -34,6 +34,7 @@ from geostream_dns.config.model import HealthCheck, Routing, Rule, Zone
 
 APEX = "@"
 SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks")
+DEFAULT_TIMEOUT = HealthCheck.__dataclass_fields__["timeout"].default
 
 Document = dict[str, Any]
 RecordKey = tuple[str, str]  # (absolute owner name, type)
@@ -181,8 +182,12 @@ def _healthcheck(check: HealthCheck) -> Document:
         if check.expect_body is not None:
             expect["body_contains"] = check.expect_body
         out["expect"] = expect
-    out.update(interval=_duration(check.interval), timeout=_duration(check.timeout),
-               rise=check.rise, fall=check.fall)
+    out["interval"] = _duration(check.interval)
+    # The default timeout (2 s) is left implicit: the loader only compares a *written*
+    # timeout with the interval, so `interval: 1s` alone is valid, with timeout: 2s not.
+    if check.timeout != DEFAULT_TIMEOUT:
+        out["timeout"] = _duration(check.timeout)
+    out.update(rise=check.rise, fall=check.fall)
     if check.protocol == "https":
         out["verify_tls"] = check.verify_tls
     return out
@@ -224,18 +229,38 @@ def _rule(rule: Rule) -> Document:
     if rule.nearest:
         out: Document = {"nearest": list(rule.nearest)}
         if rule.bias:
-            out["bias"] = {name: _number(km) for name, km in rule.bias}
+            out["bias"] = {name: _number(km) for name, km in sorted(rule.bias)}
         return out
     return {"pool": rule.pool}
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, but short lists of scalars (nameservers, geos, values) on one line."""
+    """Block style, except that small mappings of scalars (a plain record, a region, an MX
+    value) and short lists of scalars go on one line, as people write them."""
+
+
+FLOW_WIDTH = 72  # characters a one-line mapping may take
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _flat(value: Any) -> bool:
+    return _scalar(value) or (isinstance(value, list) and len(value) <= 8
+                              and all(_scalar(v) for v in value))
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flow = len(data) <= 8 and all(isinstance(v, str | int | float) for v in data)
+    flow = len(data) <= 8 and all(_scalar(v) for v in data)
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
+    flow = (bool(data) and all(_flat(v) for v in data.values())
+            and len(repr(data)) <= FLOW_WIDTH)
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
 _Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)

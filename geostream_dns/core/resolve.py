@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import dns.name
@@ -32,7 +33,7 @@ import dns.rdatatype
 from geostream_dns.core import wire
 from geostream_dns.core.lookup import Resolution, lookup
 from geostream_dns.core.render import RRs, render_sections
-from geostream_dns.core.snapshot import Answer, Snapshot, question_key
+from geostream_dns.core.snapshot import Answer, Snapshot, ZoneTree, question_key
 from geostream_dns.core.wire import (
     BADVERS,
     CD,
@@ -97,20 +98,32 @@ class Tables:
         self.selections: dict[bytes, tuple[Any, Any, bytes, bool]] = {}
 
 
-def precompute_answers(snapshot: Snapshot) -> None:
-    """Render every static (name, type) of the snapshot into `snapshot.answers`."""
-    for zone in snapshot.zones.values():
+# question key -> (name, type, origin of the zone holding the name)
+ForeignAnswers = dict[bytes, tuple[dns.name.Name, int, dns.name.Name]]
+
+
+def precompute_answers(snapshot: Snapshot, zones: Iterable[ZoneTree] | None = None,
+                       foreign: ForeignAnswers | None = None) -> None:
+    """Render every static (name, type) of the snapshot (or of ``zones``) into
+    `snapshot.answers`.
+
+    With ``foreign``, also note there each answer that depends on a zone other than
+    the one holding the name (a CNAME chain or an ALIAS leaving it, a name under a
+    hosted child zone): an incremental build recomputes those (core/build.py).
+    """
+    for zone in snapshot.zones.values() if zones is None else zones:
         for name, node in zone.nodes.items():
             for rdtype in node:
                 if rdtype > 0xFF00:  # ALIAS: answered as A/AAAA below
                     continue
-                _store(snapshot, name, rdtype)
+                store_answer(snapshot, zone, name, rdtype, foreign)
             if 65401 in node:
-                _store(snapshot, name, dns.rdatatype.A)
-                _store(snapshot, name, dns.rdatatype.AAAA)
+                store_answer(snapshot, zone, name, dns.rdatatype.A, foreign)
+                store_answer(snapshot, zone, name, dns.rdatatype.AAAA, foreign)
 
 
-def _store(snapshot: Snapshot, name: dns.name.Name, rdtype: int) -> None:
+def store_answer(snapshot: Snapshot, zone: ZoneTree, name: dns.name.Name, rdtype: int,
+                 foreign: ForeignAnswers | None = None) -> None:
     key = question_key(name, rdtype)
     if not _key_is_safe(key):
         return
@@ -118,6 +131,19 @@ def _store(snapshot: Snapshot, name: dns.name.Name, rdtype: int) -> None:
     if res.routed:
         return
     snapshot.answers[key] = render_answer(name, rdtype, res)
+    if foreign is not None and not _within(snapshot, zone, name, res):
+        foreign[key] = (name, rdtype, zone.origin)
+
+
+def _within(snapshot: Snapshot, zone: ZoneTree, name: dns.name.Name, res: Resolution) -> bool:
+    """True when the answer to `name` is made of `zone` alone."""
+    if res.zone is not zone:
+        return False
+    if len(res.answer) > 1 and any(snapshot.find_zone(p.owner) is not zone
+                                   for p in res.answer):
+        return False
+    alias = zone.nodes.get(name, {}).get(65401)
+    return alias is None or alias.alias is None or snapshot.find_zone(alias.alias) is zone
 
 
 class Resolver:

@@ -1,0 +1,128 @@
+"""What the database commands share: options, the connection, zone documents, errors.
+
+``plan``, ``apply``, ``export``, ``history``, ``rollback`` and ``migrate`` read
+``--database-url`` or ``DATABASE_URL``. Every error they can meet (database
+unreachable, schema missing, stale plan, ...) ends as one line on stderr and
+exit code 1, never a traceback (``guarded``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import os
+import pathlib
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from geostream_dns.config.document import Document, zone_document
+from geostream_dns.config.loader import load_zone_data, load_zones_dir
+from geostream_dns.errors import ConfigError, GeoStreamError, Problem
+
+EXIT_ERROR = 1
+
+
+class UsageError(GeoStreamError):
+    """The command line is incomplete."""
+
+
+def add_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", metavar="URL",
+                        help="PostgreSQL URL (DATABASE_URL), e.g. "
+                             "postgresql://postgres@127.0.0.1/geostream")
+
+
+def add_author_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--author", metavar="NAME",
+                        help="who makes the change, for the history (default: the OS user)")
+
+
+def database_url(args: argparse.Namespace) -> str:
+    url: str | None = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
+    if not url:
+        raise UsageError("no database: give --database-url URL or set DATABASE_URL")
+    return url
+
+
+def author(args: argparse.Namespace) -> str:
+    if getattr(args, "author", None):
+        return str(args.author)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or "unknown"
+
+
+def open_database(args: argparse.Namespace) -> Any:
+    """A pooled ``adapters.pg.Database`` (imported here: ``check`` needs no psycopg)."""
+    from geostream_dns.adapters.pg import Database
+
+    return Database(database_url(args))
+
+
+def guarded(name: str) -> Callable[[Callable[[argparse.Namespace], int]],
+                                   Callable[[argparse.Namespace], int]]:
+    """Run a command; GeoStream errors become ``geostream-dns NAME: message`` and exit 1."""
+    def wrap(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(func)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return func(args)
+            except ConfigError as exc:
+                print_problems(exc.problems)
+                return EXIT_ERROR
+            except GeoStreamError as exc:
+                print(f"geostream-dns {name}: {exc}", file=sys.stderr)
+                return EXIT_ERROR
+            except OSError as exc:
+                print(f"geostream-dns {name}: {exc}", file=sys.stderr)
+                return EXIT_ERROR
+            except KeyboardInterrupt:
+                return 130
+        return run
+    return wrap
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    for problem in sorted(problems, key=lambda p: (p.file, p.line)):
+        print(problem)
+    sys.stdout.flush()
+
+
+def wanted_documents(paths: list[pathlib.Path]) -> dict[str, Document]:
+    """Validate zone files exactly as ``check`` does; raises ConfigError with every problem."""
+    zones, problems = load_zones_dir(paths)
+    if problems:
+        raise ConfigError(problems)
+    return {zone.origin: zone_document(zone) for zone in zones}
+
+
+def canonical(origin: str, document: Document, serial: int = 1) -> Document:
+    """A stored document in today's canonical form (as stored when it does not validate)."""
+    try:
+        return zone_document(load_zone_data(document, f"postgres:{origin}", serial))
+    except ConfigError:
+        return document
+
+
+def current_documents(stored: dict[str, Any],
+                      wanted: dict[str, Document] | None = None) -> dict[str, Document]:
+    """``zone_db.stored_zones`` output -> canonical documents by origin.
+
+    Zones are stored in canonical form, so a stored document equal to the wanted one
+    is taken as it is; the others are re-validated, so that a document stored by an
+    older version never shows as a change it is not.
+    """
+    out: dict[str, Document] = {}
+    for origin, zone in stored.items():
+        if wanted is not None and wanted.get(origin) == zone.document:
+            out[origin] = zone.document
+        else:
+            out[origin] = canonical(origin, zone.document, zone.serial)
+    return out
+
+
+def zone_origin(text: str) -> str:
+    return text.strip().lower().rstrip(".") + "."
