@@ -46,8 +46,8 @@ class App:
         self.resolver = Resolver(Snapshot(0, {}), route=self.route)
         # Every worker probes for itself, so all answer alike; drains made through
         # worker 0's API reach the others through the drain store (`refresh`).
-        self.health = HealthManager.embedded(self.route, settings.state_dir,
-                                             probe=settings.probe)
+        self.health = HealthManager.for_store(self.route, self.store, settings.state_dir,
+                                              probe=settings.probe)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -105,11 +105,21 @@ class App:
         if snapshot is not None:
             self.publish(snapshot)
 
+    async def refresh_drains(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            drained = await loop.run_in_executor(None, self.health.read_drains)
+        except Exception:  # noqa: BLE001 - keep the drains we have
+            log.exception("drain.refresh_failed")
+            return
+        if drained is not None:
+            self.health.apply_drains(drained)
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             await self.reload()
-            self.health.refresh()
+            await self.refresh_drains()
 
     # -- life cycle ------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Embedded mode keeps them in `--state-dir/drained.json`, written atomically
 (temporary file, fsync, rename), so a crash never leaves a half-written file.
-Production mode keeps them in PostgreSQL (see adapters/postgres_store.py).
+Production mode keeps them in PostgreSQL (`DatabaseDrains`), shared by every
+server, with the file as the copy used while the database is away.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ import json
 import os
 import pathlib
 import tempfile
+import time
+from typing import Any
 
 import structlog
+
+from geostream_dns.errors import StoreUnavailable
 
 log = structlog.get_logger("geostream.drain")
 
@@ -50,7 +55,7 @@ class DrainFile:
         regions = data.get("drained", []) if isinstance(data, dict) else []
         return frozenset(r for r in regions if isinstance(r, str))
 
-    def save(self, regions: frozenset[str]) -> None:
+    def save(self, regions: frozenset[str], author: str = "") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".drained.", dir=self.path.parent)
         try:
@@ -66,3 +71,45 @@ class DrainFile:
             except FileNotFoundError:
                 pass
             raise
+
+
+class DatabaseDrains:
+    """Production mode: drained regions live in PostgreSQL, shared by every
+    server of the site. They are re-read every REFRESH seconds (drains made
+    through another server's API arrive that way) and copied to the local
+    drain file, which stands in while the database is unreachable, so a
+    restart during an outage keeps its drains."""
+
+    REFRESH = 1.0
+
+    def __init__(self, store: Any, fallback: DrainFile) -> None:
+        self.store = store
+        self.fallback = fallback
+        self._read_at = float("-inf")
+        self._known: frozenset[str] | None = None
+
+    def changed(self) -> bool:
+        return time.monotonic() - self._read_at >= self.REFRESH
+
+    def load(self) -> frozenset[str]:
+        self._read_at = time.monotonic()
+        try:
+            regions = frozenset(r for r, _, _ in self.store.drained_regions())
+        except StoreUnavailable:
+            if self._known is None:
+                self._known = self.fallback.load()
+            return self._known
+        if regions != self._known:
+            self.fallback.save(regions)
+        self._known = regions
+        return regions
+
+    def save(self, regions: frozenset[str], author: str = "") -> None:
+        """Write the difference to the database (StoreUnavailable when it is away)."""
+        current = self._known if self._known is not None else self.load()
+        for region in sorted(regions - current):
+            self.store.drain_region(region, author)
+        for region in sorted(current - regions):
+            self.store.undrain_region(region)
+        self._known = regions
+        self.fallback.save(regions)

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from geostream_dns.adapters.drain import DrainFile
+from geostream_dns.adapters.drain import DatabaseDrains, DrainFile
 from geostream_dns.adapters.prober import LoopLagMonitor, Prober
 from geostream_dns.core.health import HealthKey, HealthView
 from geostream_dns.core.route.engine import RouteLayer
@@ -42,6 +42,14 @@ class HealthManager:
     def embedded(cls, route: RouteLayer, state_dir: Any, probe: bool = True) -> HealthManager:
         return cls(route, DrainFile(state_dir), probe)
 
+    @classmethod
+    def for_store(cls, route: RouteLayer, store: Any, state_dir: Any,
+                  probe: bool = True) -> HealthManager:
+        """Drains in PostgreSQL when the config store is PostgreSQL, else in a file."""
+        if hasattr(store, "drained_regions"):
+            return cls(route, DatabaseDrains(store, DrainFile(state_dir)), probe)
+        return cls.embedded(route, state_dir, probe)
+
     def start(self) -> None:
         self.lag.start()
 
@@ -55,37 +63,46 @@ class HealthManager:
         if self.prober is not None:
             self.prober.sync(snapshot)
 
-    def refresh(self) -> None:
-        """Pick up drains made by another process (another worker, or the CLI
-        of a production server) from the drain store."""
-        if self.drain_store.changed():
-            drained = self.drain_store.load()
-            if drained != self.drained:
-                for region in drained - self.drained:
-                    self.drained_since[region] = time.time()
-                self.drained = drained
-                self._publish()
+    # Drains: the store calls (`read_drains`, `persist_drain`) may block on a
+    # file or the database, so the App runs them in a worker thread; the state
+    # changes (`apply_drains`) happen on the event loop.
+
+    def read_drains(self) -> frozenset[str] | None:
+        """Drains made by another process (another worker, another server of a
+        production site), or None when the store has not changed."""
+        if not self.drain_store.changed():
+            return None
+        return self.drain_store.load()
+
+    def persist_drain(self, region: str, drained: bool, author: str = "") -> frozenset[str]:
+        """Write a drain or undrain to the store; return the new drained set."""
+        regions = self.drained | {region} if drained else self.drained - {region}
+        if regions != self.drained:
+            self.drain_store.save(frozenset(regions), author=author)
+        return frozenset(regions)
+
+    def apply_drains(self, drained: frozenset[str], author: str = "") -> bool:
+        """Route with this drained set from the next query on; True if it changed."""
+        if drained == self.drained:
+            return False
+        for region in sorted(drained - self.drained):
+            self.drained_since[region] = time.time()
+            log.warning("region.drained", region=region, author=author or None)
+        for region in sorted(self.drained - drained):
+            self.drained_since.pop(region, None)
+            log.warning("region.undrained", region=region, author=author or None)
+        self.drained = drained
+        self._publish()
+        return True
+
+    def set_drained(self, region: str, drained: bool, author: str = "") -> bool:
+        """Drain or undrain a region and persist it (blocking; tests and tools)."""
+        return self.apply_drains(self.persist_drain(region, drained, author), author)
 
     def set_down(self, down: frozenset[HealthKey]) -> None:
         if down != self.down:
             self.down = down
             self._publish()
-
-    def set_drained(self, region: str, drained: bool, author: str = "") -> bool:
-        """Drain or undrain a region; persist it; True when something changed."""
-        regions = self.drained | {region} if drained else self.drained - {region}
-        if regions == self.drained:
-            return False
-        self.drain_store.save(regions)
-        self.drained = frozenset(regions)
-        if drained:
-            self.drained_since[region] = time.time()
-        else:
-            self.drained_since.pop(region, None)
-        log.warning("region.drained" if drained else "region.undrained", region=region,
-                    author=author or None)
-        self._publish()
-        return True
 
     def _publish(self) -> None:
         self.generation += 1

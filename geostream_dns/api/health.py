@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
+from geostream_dns.errors import StoreUnavailable
 
 
 def _iso(wall: float | None) -> str | None:
@@ -75,7 +77,13 @@ async def _set_drain(request: Request, drained: bool) -> Response:
     manager = request.app.health
     if region not in regions_of(request.app) and region not in manager.drained:
         raise HttpError(404, "unknown region", [f"no served zone defines region {region!r}"])
-    changed = manager.set_drained(region, drained, author=request.client)
+    try:
+        regions = await asyncio.to_thread(manager.persist_drain, region, drained,
+                                          request.client)
+    except StoreUnavailable as exc:
+        raise HttpError(503, "cannot store the drain: the database is unreachable",
+                        [str(exc)]) from None
+    changed = manager.apply_drains(regions, author=request.client)
     return json_response({"region": region, "drained": drained, "changed": changed,
                           "generation": manager.generation})
 

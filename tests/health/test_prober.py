@@ -331,7 +331,8 @@ def test_a_broken_drain_file_drains_nothing(tmp_path: pathlib.Path) -> None:
     manager = HealthManager(RouteLayer(), DrainFile(tmp_path), probe=False)
     assert manager.drained == frozenset()
     (tmp_path / "drained.json").write_text('{"drained": ["us-east-1", 7, null]}')
-    manager.refresh()  # another process wrote it: picked up, junk ignored
+    drained = manager.read_drains()  # another process wrote it: picked up, junk ignored
+    assert drained is not None and manager.apply_drains(drained)
     assert manager.drained == {"us-east-1"}
     assert manager.route.health.drained == {"us-east-1"}
 

@@ -224,7 +224,8 @@ class Server:
 
 
 def launch_server(base: pathlib.Path, database_url: str, *,
-                  state_dir: pathlib.Path | None = None, wait: bool = True) -> Server:
+                  state_dir: pathlib.Path | None = None, wait: bool = True,
+                  extra_env: dict[str, str] | None = None) -> Server:
     base.mkdir(parents=True, exist_ok=True)
     port, http_port = free_port(), free_port()
     state_dir = state_dir or base / "state"
@@ -232,6 +233,7 @@ def launch_server(base: pathlib.Path, database_url: str, *,
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("GEOSTREAM_") and k not in ("REDIS_URL",)}
     env["DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     log = log_path.open("ab")
     process = subprocess.Popen(
         [str(BIN), "serve", "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
