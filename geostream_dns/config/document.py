@@ -183,9 +183,8 @@ def _healthcheck(check: HealthCheck) -> Document:
             expect["body_contains"] = check.expect_body
         out["expect"] = expect
     out["interval"] = _duration(check.interval)
-    # The default timeout (2 s) is left implicit: the loader only compares a *written*
-    # timeout with the interval, so `interval: 1s` alone is valid, with timeout: 2s not.
-    if check.timeout != DEFAULT_TIMEOUT:
+    # The default timeout, min(2 s, interval), is left implicit.
+    if check.timeout != min(DEFAULT_TIMEOUT, check.interval):
         out["timeout"] = _duration(check.timeout)
     out.update(rise=check.rise, fall=check.fall)
     if check.protocol == "https":

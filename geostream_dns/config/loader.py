@@ -411,6 +411,10 @@ def _healthcheck(ck: Checker, name: str, value: Any, line: int, path: str) -> He
                 "verify_tls only applies to https checks",
             )
     interval, timeout = fields.get("interval") or 10.0, fields.get("timeout") or 2.0
+    if "timeout" not in m and fields.get("interval"):
+        # The default timeout (2 s) never outlasts the interval: `interval: 1s`
+        # alone means a 1 s timeout.
+        fields["timeout"] = min(2.0, interval)
     if "timeout" in m and fields.get("timeout") and timeout > interval:
         ck.add(
             m.line_of("timeout"),

@@ -148,3 +148,13 @@ def test_check_prints_every_problem_sorted(
         f"{b}:1: soa: missing required key",
         f"{b}:1: nameservers: missing required key",
     ]
+
+
+def test_default_timeout_never_outlasts_the_interval() -> None:
+    text = (ZONES / "example.org.yaml").read_text().replace(
+        "records:",
+        "healthchecks:\n  fast: {protocol: tcp, port: 443, interval: 1s}\n"
+        "  slow: {protocol: tcp, port: 443, interval: 30s}\nrecords:")
+    zone = load_zone_text(text, "zones/example.org.yaml")
+    assert zone.healthchecks["fast"].timeout == 1.0
+    assert zone.healthchecks["slow"].timeout == 2.0
