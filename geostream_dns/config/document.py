@@ -34,7 +34,7 @@ from geostream_dns.config.model import HealthCheck, Routing, Rule, Zone
 
 APEX = "@"
 SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks")
-DEFAULT_TIMEOUT = HealthCheck.__dataclass_fields__["timeout"].default
+DEFAULT_TIMEOUT: float = HealthCheck.__dataclass_fields__["timeout"].default  # type: ignore[assignment]
 
 Document = dict[str, Any]
 RecordKey = tuple[str, str]  # (absolute owner name, type)

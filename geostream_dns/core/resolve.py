@@ -95,7 +95,7 @@ class Tables:
         # queries skip the tree walk
         self.plans: dict[bytes, tuple[dns.name.Name, Resolution]] = {}
         # question + client network -> (health view, routing selection, ECS prefix)
-        self.selections: dict[bytes, tuple[Any, Any, bytes, bool]] = {}
+        self.selections: dict[bytes, Any] = {}  # -> route.engine.Memo
 
 
 # question key -> (name, type, origin of the zone holding the name)

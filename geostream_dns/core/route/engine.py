@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import socket
 import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dns.name
@@ -78,12 +77,16 @@ class RouteLayer:
         """The general path: a parsed query (any shape) for a routed name."""
         ecs = q.edns.ecs if q.edns is not None else None
         ecs_wire = ecs.to_option(0) if ecs is not None else b""
-        found = self._selected(resolver.tables, q.key, (qname, res), ecs_wire, client,
-                               lambda: self.client_location(q, client))
-        selection, option_prefix = found
-        entry, body, ancount = self._render(resolver.tables, q.key, (qname, res),
-                                            pick(selection, self.rng), q.qtype)
-        options = option_prefix + bytes([selection.scope]) + ecs_wire[8:] if ecs_wire else b""
+        tables = resolver.tables
+        plan = (qname, res)
+        memo = tables.selections.get(q.key + (ecs_wire or client.encode()))
+        if memo is None or memo.health is not self.health:
+            memo = self._select(tables, q.key, plan, ecs_wire, client, q)
+        else:
+            self._hit(memo)
+        entry, body, ancount = self._answer(memo, tables, q.key, plan, q.qtype)
+        options = memo.option_prefix + bytes([memo.selection.scope]) + ecs_wire[8:] \
+            if ecs_wire else b""
         return respond(q, entry, tcp, options, body, ancount), q.qtype, entry.rcode
 
     def fast(self, resolver: Resolver, data: bytes, qend: int, key: bytes,
@@ -94,24 +97,32 @@ class RouteLayer:
         empty. Returns None when the slow path must answer (an invalid ECS
         option: the slow path's parser words the FORMERR)."""
         tables = resolver.tables
-        try:
-            found = self._selected(tables, key, plan, ecs_wire, client,
-                                   lambda: self._locate_wire(ecs_wire, client))
-        except WireError:
-            return None
-        selection, option_prefix = found
+        memo = tables.selections.get(key + (ecs_wire or client.encode()))
+        if memo is None or memo.health is not self.health:
+            try:
+                memo = self._select(tables, key, plan, ecs_wire, client, None)
+            except WireError:
+                return None
+        else:
+            self._hit(memo)
         qtype = data[qend - 4] << 8 | data[qend - 3]
-        entry, body, ancount = self._render(tables, key, plan, pick(selection, self.rng), qtype)
+        entry, body, ancount = self._answer(memo, tables, key, plan, qtype)
         flags = entry.flags | ((data[2] << 8 | data[3]) & (RD | CD))
-        opt = b""
-        if edns:
-            options = option_prefix + bytes([selection.scope]) + ecs_wire[8:] if ecs_wire else b""
-            opt = opt_record(bool(do), options)
+        opt = memo.opts[1 if do else 0] if edns else b""
         if not tcp and qend + len(body) + len(opt) > limit:
             return truncated(data, flags, data[12:qend], opt), qtype, entry.rcode
-        counts = _COUNTS.pack(1, ancount, entry.nscount, entry.arcount + (1 if opt else 0))
+        if ancount == entry.ancount:
+            counts = entry.counts_edns if opt else entry.counts
+        else:
+            counts = _COUNTS.pack(1, ancount, entry.nscount, entry.arcount + (1 if opt else 0))
         return (data[:2] + flags.to_bytes(2, "big") + counts + data[12:qend] + body + opt,
                 qtype, entry.rcode)
+
+    def _hit(self, memo: Memo) -> None:
+        counts = self.counts
+        counts["selection_hit"] += 1
+        if memo.failed_open:
+            counts["all_down"] += 1
 
     def _locate_wire(self, ecs_wire: bytes, client: str) -> tuple[Location, bytes | None, int]:
         if not ecs_wire:
@@ -122,57 +133,44 @@ class RouteLayer:
         addr = ecs.address_bytes()
         return self.geo.locate(addr), addr, ecs.source_prefix
 
-    def _selected(self, tables: Tables, key: bytes, plan: tuple[dns.name.Name, Resolution],
-                  ecs_wire: bytes, client: str,
-                  locate: Callable[[], tuple[Location, bytes | None, int]]
-                  ) -> tuple[Selection, bytes]:
-        """The routing selection for this question and client network, memoized.
+    def _select(self, tables: Tables, key: bytes, plan: tuple[dns.name.Name, Resolution],
+                ecs_wire: bytes, client: str, q: Query | None) -> Memo:
+        """Compute and memoize the routing selection for this question and client.
 
         The memo key is the question plus the ECS option as sent (or the source
         address): the same client network always gets the same selection until
-        health changes. Entries hold no rendered answers; those are keyed by
-        the decision alone (`_render`).
+        health changes. Rendered answers are shared by decision (`_answer`).
         """
-        memo_key = key + (ecs_wire or client.encode())
+        self.counts["selection_miss"] += 1
         health = self.health
-        found = tables.selections.get(memo_key)
-        counts = self.counts
-        if found is not None and found[0] is health:
-            counts["selection_hit"] += 1
-            if found[3]:
-                counts["all_down"] += 1
-            return found[1], found[2]
-        counts["selection_miss"] += 1
-        loc, addr, source_prefix = locate()
-        router = _router_of(plan[1])
-        selection = router.select(loc, addr, source_prefix, health)
+        if q is not None:
+            loc, addr, source_prefix = self.client_location(q, client)
+        else:
+            loc, addr, source_prefix = self._locate_wire(ecs_wire, client)
+        selection = _router_of(plan[1]).select(loc, addr, source_prefix, health)
         if selection.scope > source_prefix:
             selection = selection._replace(scope=source_prefix)
-        # The response's ECS option up to the scope byte (RFC 7871 §7.2.1).
-        option_prefix = ecs_wire[:7] if ecs_wire else b""
+        memo = Memo(health, selection, ecs_wire)
+        if memo.failed_open:
+            self.counts["all_down"] += 1
         if len(tables.selections) >= SELECTION_MEMO_LIMIT:
             tables.selections.clear()
-        # Decision keys of the record's own values and of fail-open answers start
-        # with None, which no pool name is.
-        fixed = selection.fixed
-        failed_open = fixed is not None and fixed.key[0] is None and fixed.key[1] == "open"
-        if failed_open:
-            counts["all_down"] += 1
-        tables.selections[memo_key] = (health, selection, option_prefix, failed_open)
-        return selection, option_prefix
+        tables.selections[key + (ecs_wire or client.encode())] = memo
+        return memo
 
-    def _render(self, tables: Tables, key: bytes, plan: tuple[dns.name.Name, Resolution],
-                decision: Decision, qtype: int) -> tuple[Answer, bytes, int]:
+    def _answer(self, memo: Memo, tables: Tables, key: bytes,
+                plan: tuple[dns.name.Name, Resolution], qtype: int) -> tuple[Answer, bytes, int]:
         """(rendered answer, body for this query, answer count for this query)."""
-        cache_key = (key, decision.key)
-        entry = tables.routed.get(cache_key)
+        selection = memo.selection
+        decision = selection.fixed
+        entry = memo.entry
         if entry is None:
-            qname, res = plan
-            entry = render_answer(qname, qtype, res, self.answer_rrs(res, [decision]))
-            if len(tables.routed) >= ROUTED_CACHE_LIMIT:
-                tables.routed.clear()
-            tables.routed[cache_key] = entry
-        if not decision.shuffle:
+            if decision is None:
+                decision = pick(selection, self.rng)  # weighted: a pick per query
+            entry = self._rendered(tables, key, plan, decision, qtype)
+            if selection.fixed is not None:
+                memo.entry = entry
+        if decision is None or not decision.shuffle:
             return entry, entry.body, entry.ancount
         # The routed part is last in the answer section: sample and shuffle its records.
         n = len(decision.rdatas)
@@ -182,6 +180,19 @@ class RouteLayer:
         else:
             self.rng.shuffle(tail)
         return entry, b"".join(head) + b"".join(tail), len(head) + len(tail)
+
+    def _rendered(self, tables: Tables, key: bytes, plan: tuple[dns.name.Name, Resolution],
+                  decision: Decision, qtype: int) -> Answer:
+        """The answer rendered for a decision, shared by every client that gets it."""
+        cache_key = (key, decision.key)
+        entry = tables.routed.get(cache_key)
+        if entry is None:
+            qname, res = plan
+            entry = render_answer(qname, qtype, res, self.answer_rrs(res, [decision]))
+            if len(tables.routed) >= ROUTED_CACHE_LIMIT:
+                tables.routed.clear()
+            tables.routed[cache_key] = entry
+        return entry
 
     @staticmethod
     def answer_rrs(res: Resolution, decisions: list[Decision]) -> list[RRs]:
@@ -199,6 +210,31 @@ class RouteLayer:
         from geostream_dns.core.route.explain import explain
 
         return explain(self, snapshot, name, rtype, client, ecs)
+
+
+class Memo:
+    """A memoized routing selection for one (question, client network).
+
+    Holds what each repeat query would otherwise recompute: the selection,
+    the response's OPT record (both DO variants, ECS scope filled in), and,
+    when the selection is fixed (every mode but weighted), its rendering.
+    """
+
+    __slots__ = ("health", "selection", "option_prefix", "opts", "failed_open", "entry")
+
+    def __init__(self, health: HealthView, selection: Selection, ecs_wire: bytes) -> None:
+        self.health = health
+        self.selection = selection
+        # The response's ECS option up to the scope byte (RFC 7871 §7.2.1).
+        self.option_prefix = ecs_wire[:7] if ecs_wire else b""
+        options = (self.option_prefix + bytes([selection.scope]) + ecs_wire[8:]
+                   if ecs_wire else b"")
+        self.opts = (opt_record(False, options), opt_record(True, options))
+        # Keys of the record's own values and of fail-open answers start with
+        # None, which no pool name is.
+        fixed = selection.fixed
+        self.failed_open = fixed is not None and fixed.key[0] is None and fixed.key[1] == "open"
+        self.entry: Answer | None = None
 
 
 def _router_of(res: Resolution) -> Router:
