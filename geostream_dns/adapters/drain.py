@@ -9,14 +9,13 @@ server, with the file as the copy used while the database is away.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 import time
 from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.errors import StoreUnavailable
 
 log = structlog.get_logger("geostream.drain")
@@ -56,21 +55,8 @@ class DrainFile:
         return frozenset(r for r in regions if isinstance(r, str))
 
     def save(self, regions: frozenset[str], author: str = "") -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".drained.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"drained": sorted(regions)}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            self._remember()
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write_text(self.path, json.dumps({"drained": sorted(regions)}))
+        self._remember()
 
 
 class DatabaseDrains:

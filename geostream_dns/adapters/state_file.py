@@ -13,14 +13,14 @@ rebuild that follows), and coalesces: only the latest state is written.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from geostream_dns.adapters.files import atomic_write_text
 
 FORMAT = "geostream-dns snapshot"
 VERSION = 1
@@ -75,30 +75,9 @@ class StateFile:
             "zones": [{"zone": z.origin, "serial": z.serial, "generation": z.generation,
                        "document": z.document} for z in snapshot.zones],
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".tmp", dir=self.path.parent)
-        try:
-            # dumps, not dump: only the one-shot encoder is the C one (10x faster).
-            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        try:  # make the rename itself durable
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
+        # dumps, not dump: only the one-shot encoder is the C one (10x faster).
+        atomic_write_text(self.path, json.dumps(payload, ensure_ascii=False,
+                                                separators=(",", ":")))
 
     def save_later(self, snapshot: SavedSnapshot) -> Future[bool]:
         """Write on the background thread; a save overtaken by a newer one is skipped.

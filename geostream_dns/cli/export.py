@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 from typing import Any
 
+from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.cli.database import (
     add_database_option,
     canonical,
@@ -61,15 +60,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(path: pathlib.Path, text: str) -> None:
     """Atomically: a reader (or a zones-folder server) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, text, durable=False, mode=0o644)
