@@ -72,7 +72,7 @@ def main() -> int:
     snapshot = build_snapshot(zones, 1, router_factory)
     reader = open_reader(args.geoip)
     layer = RouteLayer(GeoLocator(raw_lookup(reader)), rng=random.Random(1))
-    resolver = Resolver(snapshot, rng=random.Random(1), route=layer)
+    resolver = Resolver(snapshot, route=layer)
     rng = random.Random(42)
     queries = random_queries(args.queries, rng)
     resolve = resolver.resolve

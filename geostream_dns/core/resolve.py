@@ -22,7 +22,6 @@ transport counts them.
 
 from __future__ import annotations
 
-import random
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -33,7 +32,7 @@ import dns.rdatatype
 from geostream_dns.core import wire
 from geostream_dns.core.lookup import Resolution, lookup
 from geostream_dns.core.render import RRs, render_sections
-from geostream_dns.core.snapshot import Answer, Snapshot, ZoneTree, question_key
+from geostream_dns.core.snapshot import ALIAS, Answer, Snapshot, ZoneTree, question_key
 from geostream_dns.core.wire import (
     BADVERS,
     CD,
@@ -94,7 +93,7 @@ class Tables:
         # question key -> (qname, resolution) of routed names, so repeat
         # queries skip the tree walk
         self.plans: dict[bytes, tuple[dns.name.Name, Resolution]] = {}
-        # question + client network -> (health view, routing selection, ECS prefix)
+        # question + client network -> the memoized routing selection
         self.selections: dict[bytes, Any] = {}  # -> route.engine.Memo
 
 
@@ -114,10 +113,10 @@ def precompute_answers(snapshot: Snapshot, zones: Iterable[ZoneTree] | None = No
     for zone in snapshot.zones.values() if zones is None else zones:
         for name, node in zone.nodes.items():
             for rdtype in node:
-                if rdtype > 0xFF00:  # ALIAS: answered as A/AAAA below
+                if rdtype == ALIAS:  # answered as A/AAAA below
                     continue
                 store_answer(snapshot, zone, name, rdtype, foreign)
-            if 65401 in node:
+            if ALIAS in node:
                 store_answer(snapshot, zone, name, dns.rdatatype.A, foreign)
                 store_answer(snapshot, zone, name, dns.rdatatype.AAAA, foreign)
 
@@ -142,18 +141,17 @@ def _within(snapshot: Snapshot, zone: ZoneTree, name: dns.name.Name, res: Resolu
     if len(res.answer) > 1 and any(snapshot.find_zone(p.owner) is not zone
                                    for p in res.answer):
         return False
-    alias = zone.nodes.get(name, {}).get(65401)
+    alias = zone.nodes.get(name, {}).get(ALIAS)
     return alias is None or alias.alias is None or snapshot.find_zone(alias.alias) is zone
 
 
 class Resolver:
     """Answers queries from the current snapshot. Swap with `use(snapshot)`."""
 
-    def __init__(self, snapshot: Snapshot, rng: random.Random | None = None,
-                 route: Any = None) -> None:
+    def __init__(self, snapshot: Snapshot, route: Any = None) -> None:
         self.tables = Tables(snapshot)
-        self.rng = rng or random.Random()
-        # Filled by the geo routing layer: (resolver, query, resolution, client) -> Result
+        # The geo routing layer (route.engine.RouteLayer): answers routed names,
+        # with its own random source.
         self.route = route
 
     @property

@@ -67,7 +67,7 @@ def make_resolver(zones: Iterable[Zone], geo: GeoLocator | None = None,
     """A resolver over `zones` with a routing layer and seeded randomness."""
     route = RouteLayer(geo, health, random.Random(seed))
     snapshot = build_snapshot(list(zones), 1, router_factory)
-    return Resolver(snapshot, rng=random.Random(seed + 1), route=route)
+    return Resolver(snapshot, route=route)
 
 
 def query(name: str, rdtype: str | int = "A", *, qid: int = 0x1234,
