@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import dns.rdata
@@ -284,19 +285,25 @@ def _rule(
     return Rule(pool=pool, geos=geos, subnets=subnets, nearest=near, bias=bias, line=line)
 
 
-def _geos(ck: Checker, m: PosDict, path: str) -> tuple[str, ...]:
-    gpath = join(path, "geos")
-    items = as_list(ck, m["geos"], m.line_of("geos"), gpath)
-    codes: list[str] = []
+def _strings(ck: Checker, m: PosDict, key: str,
+             path: str) -> Iterator[tuple[str, int, str]]:
+    """(text, line, path) of each string in the list under `key`; others are reported."""
+    lpath = join(path, key)
+    items = as_list(ck, m[key], m.line_of(key), lpath)
     for i, item in enumerate(items or ()):
-        ipath, iline = index(gpath, i), items.lines[i]  # type: ignore[union-attr]
-        code = as_str(ck, item, iline, ipath)
-        if code is None:
-            continue
-        code = code.upper()
+        ipath, iline = index(lpath, i), items.lines[i]  # type: ignore[union-attr]
+        text = as_str(ck, item, iline, ipath)
+        if text is not None:
+            yield text, iline, ipath
+
+
+def _geos(ck: Checker, m: PosDict, path: str) -> tuple[str, ...]:
+    codes: list[str] = []
+    for text, iline, ipath in _strings(ck, m, "geos", path):
+        code = text.upper()
         match = _GEO.match(code)
         if match is None:
-            ck.add(iline, ipath, f'"{item}" is not a geo code like EU, EU-DE or NA-US-CA')
+            ck.add(iline, ipath, f'"{text}" is not a geo code like EU, EU-DE or NA-US-CA')
         elif match.group(1) not in CONTINENTS:
             ck.add(
                 iline,
@@ -309,14 +316,8 @@ def _geos(ck: Checker, m: PosDict, path: str) -> tuple[str, ...]:
 
 
 def _subnets(ck: Checker, m: PosDict, path: str) -> tuple[IPNetwork, ...]:
-    spath = join(path, "subnets")
-    items = as_list(ck, m["subnets"], m.line_of("subnets"), spath)
     networks: list[IPNetwork] = []
-    for i, item in enumerate(items or ()):
-        ipath, iline = index(spath, i), items.lines[i]  # type: ignore[union-attr]
-        text = as_str(ck, item, iline, ipath)
-        if text is None:
-            continue
+    for text, iline, ipath in _strings(ck, m, "subnets", path):
         try:
             networks.append(ipaddress.ip_network(text, strict=True))
         except ValueError as exc:
@@ -331,14 +332,8 @@ def _subnets(ck: Checker, m: PosDict, path: str) -> tuple[IPNetwork, ...]:
 def _nearest(
     ck: Checker, m: PosDict, path: str, pool_names: list[str], pools: dict[str, Pool]
 ) -> tuple[str, ...]:
-    npath = join(path, "nearest")
-    items = as_list(ck, m["nearest"], m.line_of("nearest"), npath)
     names: list[str] = []
-    for i, item in enumerate(items or ()):
-        ipath, iline = index(npath, i), items.lines[i]  # type: ignore[union-attr]
-        name = as_str(ck, item, iline, ipath)
-        if name is None:
-            continue
+    for name, iline, ipath in _strings(ck, m, "nearest", path):
         if name not in pool_names:
             ck.add(iline, ipath, f'unknown pool "{name}"')
         elif name in names:
