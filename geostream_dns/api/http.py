@@ -317,9 +317,11 @@ def default_router(registry: CollectorRegistry) -> Router:
     router.add("GET", "/v1/zones/{zone}", get_zone)
     from geostream_dns.api import explain as explain_routes
     from geostream_dns.api import health as health_routes
+    from geostream_dns.api import openapi
 
     explain_routes.register(router)
     health_routes.register(router)
+    openapi.register(router)
     return router
 
 

@@ -1,0 +1,99 @@
+"""`GET /openapi.json`: the OpenAPI 3.1 description of the HTTP API (SPEC §7).
+
+Written by hand next to the routes it describes; a test checks that every
+route the server registers is described and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geostream_dns.api.http import Request, Response, Router, json_response
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {400: "bad request", 401: "missing or wrong bearer token",
+               403: "the API is read-only (no GEOSTREAM_API_TOKEN)", 404: "not found",
+               503: "the database is unreachable"}
+    return {str(c): _json(reasons[c], ERROR) for c in codes}
+
+
+def _region_param() -> list[dict[str, Any]]:
+    return [{"name": "region", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def document(version: str) -> dict[str, Any]:
+    write = {"security": [{"bearer": []}]}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "GeoStream DNS", "version": version,
+                 "description": "Health, readiness, metrics and the /v1 management API. "
+                                "Reads are open; writes need a bearer token."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error", "details"],
+                                  "properties": {"error": {"type": "string"},
+                                                 "details": {"type": "array"}}}},
+        },
+        "paths": {
+            "/health": {"get": {"summary": "200 while the process lives",
+                                "responses": {"200": _json("alive")}}},
+            "/ready": {"get": {"summary": "200 once a configuration is loaded and answering",
+                               "responses": {"200": _json("ready"),
+                                             "503": _json("starting")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "text format",
+                                                       "content": {"text/plain": {}}}}}},
+            "/openapi.json": {"get": {"summary": "this document",
+                                      "responses": {"200": _json("OpenAPI 3.1")}}},
+            "/v1/zones": {"get": {"summary": "the zones being served",
+                                  "responses": {"200": _json("zones")}}},
+            "/v1/zones/{zone}": {"get": {
+                "summary": "one zone", "responses": {"200": _json("the zone"),
+                                                     **_errors(400, 404)},
+                "parameters": [{"name": "zone", "in": "path", "required": True,
+                                "schema": {"type": "string"}}]}},
+            "/v1/explain": {"get": {
+                "summary": "the routing decision for a name, type and client",
+                "parameters": [
+                    {"name": n, "in": "query", "required": n != "ecs",
+                     "schema": {"type": "string"}}
+                    for n in ("name", "type", "client", "ecs")],
+                "responses": {"200": _json("location, rules tried, pools, answer, ECS scope"),
+                              **_errors(400)}}},
+            "/v1/health": {"get": {"summary": "every health-check target with its state",
+                                   "responses": {"200": _json("targets")}}},
+            "/v1/regions": {"get": {"summary": "regions with their drain state",
+                                    "responses": {"200": _json("regions")}}},
+            "/v1/regions/{region}/drain": {
+                "post": {"summary": "drain a region", **write, "parameters": _region_param(),
+                         "responses": {"200": _json("drained"),
+                                       **_errors(401, 403, 404, 503)}},
+                "delete": {"summary": "undrain a region", **write,
+                           "parameters": _region_param(),
+                           "responses": {"200": _json("in service"),
+                                         **_errors(401, 403, 404, 503)}},
+            },
+        },
+    }
+
+
+async def get_openapi(request: Request) -> Response:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        current = version("geostream-dns")
+    except PackageNotFoundError:
+        current = "0"
+    return json_response(document(current))
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/openapi.json", get_openapi)
