@@ -30,7 +30,7 @@ def _region_param() -> list[dict[str, Any]]:
 
 
 def document(version: str) -> dict[str, Any]:
-    write = {"security": [{"bearer": []}]}
+    write: dict[str, Any] = {"security": [{"bearer": []}]}
     return {
         "openapi": "3.1.0",
         "info": {"title": "GeoStream DNS", "version": version,
