@@ -106,14 +106,10 @@ class App:
             self.publish(snapshot)
 
     async def refresh_drains(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            drained = await loop.run_in_executor(None, self.health.read_drains)
+            await self.health.refresh_drains()
         except Exception:  # noqa: BLE001 - keep the drains we have
             log.exception("drain.refresh_failed")
-            return
-        if drained is not None:
-            self.health.apply_drains(drained)
 
     async def _watch(self) -> None:
         while True:

@@ -12,6 +12,7 @@ source can call `set_down()` just as the local prober does.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -36,6 +37,9 @@ class HealthManager:
         self.generation = 0
         self.prober = Prober(self.set_down) if probe else None
         self.lag = LoopLagMonitor()
+        # Serializes drain read-modify-write cycles (API writes, refreshes from
+        # the store): each computes its new set from the last one applied.
+        self.drain_lock = asyncio.Lock()
         self._publish()
 
     @classmethod
@@ -98,6 +102,21 @@ class HealthManager:
     def set_drained(self, region: str, drained: bool, author: str = "") -> bool:
         """Drain or undrain a region and persist it (blocking; tests and tools)."""
         return self.apply_drains(self.persist_drain(region, drained, author), author)
+
+    async def drain(self, region: str, drained: bool, author: str = "") -> bool:
+        """Drain or undrain from the event loop: store I/O in a worker thread, the
+        whole read-modify-write under `drain_lock`, so concurrent drains never
+        undo each other."""
+        async with self.drain_lock:
+            regions = await asyncio.to_thread(self.persist_drain, region, drained, author)
+            return self.apply_drains(regions, author)
+
+    async def refresh_drains(self) -> None:
+        """Apply drains made elsewhere (see `read_drains`), under `drain_lock`."""
+        async with self.drain_lock:
+            drained = await asyncio.to_thread(self.read_drains)
+            if drained is not None:
+                self.apply_drains(drained)
 
     def set_down(self, down: frozenset[HealthKey]) -> None:
         if down != self.down:

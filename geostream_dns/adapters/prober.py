@@ -4,12 +4,12 @@ How this works: `sync(snapshot)` derives the distinct targets from the
 snapshot's routed records — (zone, check name, value) with the check's
 settings — starts one task per new target, stops tasks of targets that are
 gone, and keeps the state of those that stay (a reload never resets health).
-Each task sleeps a random fraction of its interval first, so targets are not
+Each task waits a random fraction of its interval first, so targets are not
 probed in lock-step, then probes, feeds the result to its `TargetState`
-(hysteresis and circuit breaker, `core/health.py`) and sleeps
-`next_delay() * U(0.9, 1.1)`. A transition is logged, counted, and published
-at once through `on_change` as a new down-set: routing reads it on the very
-next query.
+(hysteresis and circuit breaker, `core/health.py`) and starts the next probe
+`next_delay() * U(0.9, 1.0)` after the start of the last one. A transition is
+logged, counted, and published at once through `on_change` as a new
+down-set: routing reads it on the very next query.
 
 Everything runs on the serving event loop; probes are asyncio streams, so
 connecting, TLS and reading never block DNS answers. `LoopLagMonitor`
@@ -152,8 +152,14 @@ class Prober:
         self.tasks.clear()
 
     async def _run(self, target: Target, state: TargetState) -> None:
-        await asyncio.sleep(self.rng.uniform(0, min(state.interval, 1.0)))
+        # Probes are scheduled start to start, and jitter only ever shortens the
+        # gap: a probe that hangs until its timeout does not push the next one
+        # back, so `fall` failures take at most interval * fall + timeout.
+        loop = asyncio.get_running_loop()
+        next_start = loop.time() + self.rng.uniform(0, min(state.interval, 1.0))
         while True:
+            await asyncio.sleep(max(0.0, next_start - loop.time()))
+            started = loop.time()
             delay = state.interval
             try:
                 result = await self.probe_fn(target.check, target.address)
@@ -166,7 +172,7 @@ class Prober:
                 raise
             except Exception:  # noqa: BLE001 - a bug must never end a target's probing
                 log.exception("health.probe_failed", target=target.address)
-            await asyncio.sleep(delay * self.rng.uniform(0.9, 1.1))
+            next_start = started + delay * self.rng.uniform(0.9, 1.0)
 
     def _observe(self, result: ProbeResult) -> None:
         stats = self.stats

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -78,12 +77,10 @@ async def _set_drain(request: Request, drained: bool) -> Response:
     if region not in regions_of(request.app) and region not in manager.drained:
         raise HttpError(404, "unknown region", [f"no served zone defines region {region!r}"])
     try:
-        regions = await asyncio.to_thread(manager.persist_drain, region, drained,
-                                          request.client)
+        changed = await manager.drain(region, drained, author=request.client)
     except StoreUnavailable as exc:
         raise HttpError(503, "cannot store the drain: the database is unreachable",
                         [str(exc)]) from None
-    changed = manager.apply_drains(regions, author=request.client)
     return json_response({"region": region, "drained": drained, "changed": changed,
                           "generation": manager.generation})
 

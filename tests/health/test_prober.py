@@ -555,3 +555,20 @@ def test_fifty_targets_with_https_keep_the_event_loop_lag_small(
     assert lag.samples >= 40
     assert lag.max_lag < 0.050, f"the event loop stalled {lag.max_lag * 1000:.1f} ms"
     assert fine.max_lag < 0.050, f"the event loop stalled {fine.max_lag * 1000:.1f} ms"
+
+
+def test_concurrent_drains_never_undo_each_other(tmp_path: pathlib.Path) -> None:
+    """Three drains at once, and a refresh racing them: all three stay drained."""
+
+    async def main() -> None:
+        manager = HealthManager(RouteLayer(), DrainFile(tmp_path), probe=False)
+        await asyncio.gather(manager.drain("a", True), manager.refresh_drains(),
+                             manager.drain("b", True), manager.drain("c", True),
+                             manager.refresh_drains())
+        assert manager.drained == {"a", "b", "c"}
+        assert manager.route.health.drained == {"a", "b", "c"}
+        assert DrainFile(tmp_path).load() == {"a", "b", "c"}
+        await asyncio.gather(manager.drain("a", False), manager.drain("c", False))
+        assert manager.drained == {"b"} and DrainFile(tmp_path).load() == {"b"}
+
+    asyncio.run(main())
