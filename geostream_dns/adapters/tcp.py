@@ -6,7 +6,8 @@ queries on one connection are answered in order without waiting for each
 other. A connection with no complete message for `idle_timeout` seconds is
 closed; the check runs from one timer per connection that re-arms itself
 rather than being reset on every read. When the peer stops reading, reading
-pauses too (asyncio flow control), so a slow client cannot grow our buffers.
+pauses too (asyncio flow control) and no more buffered messages are answered
+until the peer reads, so a client that never reads cannot grow our buffers.
 Connections beyond `max_connections` are closed at once.
 """
 
@@ -21,7 +22,7 @@ import structlog
 
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats
-from geostream_dns.core.resolve import Resolver
+from geostream_dns.core.resolve import Resolver, server_failure
 
 log = structlog.get_logger("geostream.tcp")
 
@@ -37,6 +38,7 @@ class TcpConnection(asyncio.Protocol):
         self.peer = ""
         self.last_activity = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.paused = False  # the peer is not reading our replies
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -68,10 +70,13 @@ class TcpConnection(asyncio.Protocol):
         self.timer = loop.call_later(self.server.idle_timeout - idle_for, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
         buf = self.buffer
-        buf += data
         server = self.server
-        while len(buf) >= 2:
+        while len(buf) >= 2 and not self.paused:
             length = buf[0] << 8 | buf[1]
             if len(buf) < 2 + length:
                 break
@@ -90,18 +95,25 @@ class TcpConnection(asyncio.Protocol):
                 # Unparseable header or QR=1: nothing sensible can follow on this stream.
                 self.transport.close()  # type: ignore[union-attr]
                 return
+            if len(response) > 0xFFFF:  # cannot be framed: say so rather than hang up
+                response = server_failure(message)
             self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
             server.stats.observe(perf_counter_ns() - start)
             key = qtype << 8 | (rcode & 0xFF)
             server.counts[key] = server.counts.get(key, 0) + 1
 
     def pause_writing(self) -> None:
+        # Stop answering (and reading) until the peer drains our replies, so a
+        # client that sends but never reads cannot grow our write buffer.
+        self.paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None:
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+            self._answer_buffered()
 
 
 class TcpServer:

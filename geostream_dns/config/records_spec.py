@@ -54,6 +54,10 @@ class Draft:
     rrset: RecordSet | None
 
 
+# A DNS message is at most 65,535 bytes; keep room for the header, the
+# question (up to 259 bytes) and our OPT record.
+MAX_RRSET_WIRE = 65_000
+
 def parse_records(
     ck: Checker,
     value: Any,
@@ -165,6 +169,12 @@ def _record(
             continue
         seen[rdata] = vpath.rpartition(".")[2]
         rdatas.append(rdata)
+    # Each record costs its data plus 12 bytes (compressed owner, type, class,
+    # TTL, length); an answer must fit one DNS message, even over TCP.
+    wire_size = sum(12 + len(r.to_digestable()) for r in rdatas)
+    if wire_size > MAX_RRSET_WIRE:
+        ck.add(line, path, f"the record set takes {wire_size:,} bytes on the wire; an answer "
+                           f"must fit one DNS message (at most {MAX_RRSET_WIRE:,} bytes here)")
     routing: Routing | None = None
     if routed:
         rpath, rline = join(path, "routing"), m.line_of("routing")

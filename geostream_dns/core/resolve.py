@@ -45,6 +45,7 @@ from geostream_dns.core.wire import (
     QR,
     RD,
     REFUSED,
+    SERVFAIL,
     TC,
     MalformedQuery,
     Query,
@@ -310,3 +311,9 @@ def _error(msg_id: int, qflags: int, question: bytes, rcode: int,
         opt = wire.opt_record(edns.do, b"", rcode >> 4)
     return (_HDR.pack(msg_id, flags) + _COUNTS.pack(1 if question else 0, 0, 0, 1 if opt else 0)
             + question + opt)
+
+
+def server_failure(data: bytes) -> bytes:
+    """SERVFAIL for a query whose answer cannot be sent (larger than a TCP frame)."""
+    q = wire.parse_query(data)
+    return _error(q.msg_id, q.flags, q.question, SERVFAIL, q.edns)

@@ -330,3 +330,11 @@ def test_names_are_lower_case_and_sorted() -> None:
         ("www.example.com.", "A"),
         ("www.example.com.", "AAAA"),
     ]
+
+
+def test_a_record_set_too_big_for_one_dns_message() -> None:
+    values = ", ".join(f'"{"x" * 240}{i:04d}"' for i in range(300))
+    assert record_problems(f"huge: {{type: TXT, values: [{values}]}}\n") == [
+        at(R + 1, "records.huge: the record set takes 77,100 bytes on the wire; an answer must "
+              "fit one DNS message (at most 65,000 bytes here)")
+    ]

@@ -181,3 +181,23 @@ def test_connection_stuck_mid_message_is_closed(quick_idle_server: Server) -> No
         sock.sendall(frame(query.to_wire())[:5])  # never completes
         took = closed_within(sock, 3.0)
     assert took is not None, "server kept a half-sent message's connection open for 3 s"
+
+
+def test_a_client_that_reads_late_gets_every_answer(server: Server) -> None:
+    """50,000 pipelined queries (5 MB of replies) sent before reading anything: the server stops
+    answering while its replies are not read (flow control), then resumes and
+    answers every one, in order."""
+    count = 50_000
+    query = dns.message.make_query("static.example.com", "TXT")  # NODATA: a sizeable reply
+    wires = []
+    for i in range(count):
+        query.id = i
+        wires.append(frame(query.to_wire()))
+    with tcp_connect(server.host, server.port) as sock:
+        sock.settimeout(10)
+        sender = __import__("threading").Thread(target=sock.sendall, args=(b"".join(wires),))
+        sender.start()
+        time.sleep(1.0)  # let the server's write buffer fill and pause it
+        ids = [int.from_bytes(recv_framed(sock)[:2], "big") for _ in range(count)]
+        sender.join(timeout=10)
+    assert ids == list(range(count))
