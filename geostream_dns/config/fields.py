@@ -9,6 +9,7 @@ everything wrong with a file.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -138,6 +139,9 @@ def as_number(
 ) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         ck.add(line, path, f"expected a number, got {describe(value)}")
+        return None
+    if not math.isfinite(value):
+        ck.add(line, path, f"expected a finite number, got {value}")
         return None
     if lo is not None and hi is not None and not lo <= value <= hi:
         ck.add(line, path, f"{value} is not in {lo:g}..{hi:g}")

@@ -169,6 +169,8 @@ def _record(
             continue
         seen[rdata] = vpath.rpartition(".")[2]
         rdatas.append(rdata)
+    if rtype == "NS" and name.labels and name.labels[0] == b"*":
+        ck.add(line, path, "a wildcard cannot be a delegation (RFC 4592 §4.2)")
     # Each record costs its data plus 12 bytes (compressed owner, type, class,
     # TTL, length); an answer must fit one DNS message, even over TCP.
     wire_size = sum(12 + len(r.to_digestable()) for r in rdatas)

@@ -169,3 +169,12 @@ def test_http_explain_with_ecs_and_errors(server: str) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_an_ipv4_mapped_client_is_located_as_ipv4(mmdb: pathlib.Path) -> None:
+    mapped = json.loads(explain(mmdb, "www.example.com", "A", "--client",
+                                "::ffff:198.51.100.1", "--json").stdout)
+    plain = json.loads(explain(mmdb, "www.example.com", "A", "--client", "198.51.100.1",
+                               "--json").stdout)
+    assert mapped["location"] == plain["location"]
+    assert mapped["location"]["network_prefix"] == 25

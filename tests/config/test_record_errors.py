@@ -338,3 +338,9 @@ def test_a_record_set_too_big_for_one_dns_message() -> None:
         at(R + 1, "records.huge: the record set takes 77,100 bytes on the wire; an answer must "
               "fit one DNS message (at most 65,000 bytes here)")
     ]
+
+
+def test_a_wildcard_delegation() -> None:
+    assert record_problems("'*': {type: NS, value: ns1.example.net.}\n") == [
+        at(R + 1, "records.*: a wildcard cannot be a delegation (RFC 4592 §4.2)")
+    ]

@@ -330,3 +330,13 @@ def test_valid_routing_model() -> None:
         None,
         R + 11,
     )
+
+
+def test_a_bias_must_be_finite() -> None:
+    rules = """\
+    rules:
+      - {nearest: [us, eu], bias: {eu: .nan}}
+"""
+    assert routed(rules) == [
+        at(R + 9, "records.www.routing.rules[0].bias.eu: expected a finite number, got nan")
+    ]

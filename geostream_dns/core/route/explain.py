@@ -16,7 +16,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from geostream_dns.core.geo import UNKNOWN, Location
+from geostream_dns.core.geo import UNKNOWN, Location, packed
 from geostream_dns.core.lookup import lookup
 from geostream_dns.core.snapshot import ALIAS, Snapshot
 
@@ -61,7 +61,7 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
         loc = layer.geo.locate(addr) if addr is not None else UNKNOWN
         located_by = f"ECS {subnet}" if source_prefix else "ECS /0: no location"
     else:
-        addr = client_ip.packed
+        addr = packed(str(client_ip))  # IPv4-mapped IPv6 as IPv4, as the server does
         source_prefix = len(addr) * 8
         loc = layer.geo.locate(addr)
         located_by = f"client address {client_ip}"
