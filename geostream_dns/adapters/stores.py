@@ -34,4 +34,4 @@ def make_store(settings: Settings) -> Store:
         from geostream_dns.adapters.postgres_store import PostgresStore
 
         return PostgresStore(settings.database_url, settings.state_dir)
-    return ZonesFolder(settings.zones)
+    return ZonesFolder(settings.zones, settings.state_dir)

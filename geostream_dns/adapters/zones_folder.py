@@ -5,15 +5,18 @@ and reloads only files whose (mtime, size) changed. Each file keeps its last
 good zone: a file that fails validation is reported and its previous version
 keeps serving, so one typo never takes a zone down. A file that disappears
 takes its zone with it. Serials follow the file's mtime (seconds) and always
-increase on a change.
+increase on a change, across restarts too: the last serial of each zone is
+kept in `--state-dir/serials.json`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from dataclasses import dataclass, field, replace
 
+from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.config.loader import load_zone_file
 from geostream_dns.config.model import Zone
 from geostream_dns.errors import ConfigError, Problem
@@ -31,10 +34,14 @@ class _FileState:
 class ZonesFolder:
     generation: int | None = None  # folders do not number their changes
 
-    def __init__(self, paths: tuple[pathlib.Path, ...]) -> None:
+    def __init__(self, paths: tuple[pathlib.Path, ...],
+                 state_dir: pathlib.Path | None = None) -> None:
         self.paths = paths
         self.files: dict[pathlib.Path, _FileState] = {}
-        self.serials: dict[str, int] = {}
+        # origin -> (serial, (mtime_ns, size) of the file it was given for); kept
+        # in the state dir so a restart never hands out a smaller serial
+        self.serial_file = state_dir / "serials.json" if state_dir is not None else None
+        self.serials: dict[str, tuple[int, tuple[int, int]]] = self._load_serials()
 
     def _scan(self) -> dict[pathlib.Path, tuple[int, int, int, int]]:
         found: dict[pathlib.Path, tuple[int, int, int, int]] = {}
@@ -85,10 +92,37 @@ class ZonesFolder:
 
     def _with_serial(self, zone: Zone, stamp: tuple[int, int, int, int],
                      state: _FileState | None) -> Zone:
-        serial = max(stamp[0] // 1_000_000_000, self.serials.get(zone.origin, 0) + 1)
-        serial %= 2**32
-        self.serials[zone.origin] = serial
+        content = (stamp[0], stamp[1])
+        last, last_content = self.serials.get(zone.origin, (0, (0, 0)))
+        if last and last_content == content:
+            return replace(zone, serial=last)  # the same file as before a restart
+        serial = max(stamp[0] // 1_000_000_000, last + 1) % 2**32
+        self.serials[zone.origin] = (serial, content)
+        self._save_serials()
         return replace(zone, serial=serial)
+
+    def _load_serials(self) -> dict[str, tuple[int, tuple[int, int]]]:
+        if self.serial_file is None:
+            return {}
+        try:
+            data = json.loads(self.serial_file.read_text())
+            return {origin: (int(v["serial"]), (int(v["mtime_ns"]), int(v["size"])))
+                    for origin, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}  # unreadable: serials restart from the files' times
+
+    def _save_serials(self) -> None:
+        if self.serial_file is None:
+            return
+        data = {origin: {"serial": serial, "mtime_ns": content[0], "size": content[1]}
+                for origin, (serial, content) in self.serials.items()}
+        try:
+            atomic_write_text(self.serial_file, json.dumps(data, sort_keys=True),
+                              durable=False)
+        except OSError:
+            pass  # serials still increase while this process runs
 
     def zones(self) -> tuple[list[Zone], list[Problem]]:
         """The current zones (one per origin, first file wins) and standing problems."""
