@@ -291,6 +291,23 @@ class PostgresStore:
                 pass
             self._pool = None
 
+    # -- writes through the API -------------------------------------------------
+
+    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Any, int]:
+        """Write one zone (None removes it) as a new generation: (plan, generation).
+
+        The same plan-then-write as `apply`, in one transaction under the head lock.
+        """
+        from geostream_dns.config.plan import plan_targets
+
+        with self._connection() as conn:
+            head = zone_db.lock_head(conn)
+            current = {o: z.document for o, z in zone_db.stored_zones(conn, [origin]).items()}
+            plan = plan_targets(current, {origin: document}, head)
+            if plan.empty:
+                return plan, head
+            return plan, zone_db.write_plan(conn, plan, author, kind="api")
+
     # -- drained regions (shared by every server; see zone_db) -------------
 
     def drain_region(self, region: str, author: str) -> bool:

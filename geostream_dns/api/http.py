@@ -31,8 +31,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import dns.exception
-import dns.name
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -40,7 +38,6 @@ from geostream_dns.adapters.metrics import make_registry
 
 if TYPE_CHECKING:
     from geostream_dns.app import App
-    from geostream_dns.core.snapshot import ZoneTree
 
 log = structlog.get_logger("geostream.http")
 
@@ -313,65 +310,16 @@ def default_router(registry: CollectorRegistry) -> Router:
     router.add("GET", "/health", health)
     router.add("GET", "/ready", ready)
     router.add("GET", "/metrics", metrics)
-    router.add("GET", "/v1/zones", list_zones)
-    router.add("GET", "/v1/zones/{zone}", get_zone)
     from geostream_dns.api import explain as explain_routes
     from geostream_dns.api import health as health_routes
     from geostream_dns.api import openapi
+    from geostream_dns.api import zones as zone_routes
 
+    zone_routes.register(router)
     explain_routes.register(router)
     health_routes.register(router)
     openapi.register(router)
     return router
-
-
-async def list_zones(request: Request) -> Response:
-    zones = request.app.resolver.snapshot.zones
-    listing = [_zone_summary(zones[origin]) for origin in sorted(zones)]
-    return json_response({"zones": listing})
-
-
-async def get_zone(request: Request) -> Response:
-    text = request.params["zone"]
-    try:
-        origin = dns.name.from_text(text)
-    except dns.exception.DNSException as exc:
-        raise HttpError(400, "invalid zone name", [f"{text}: {exc}"]) from exc
-    tree = request.app.resolver.snapshot.zones.get(origin)
-    if tree is None:
-        raise HttpError(404, "zone not hosted", [origin.to_text()])
-    return json_response(_zone_document(tree))
-
-
-def _zone_summary(tree: ZoneTree) -> dict[str, Any]:
-    return {"zone": tree.origin.to_text(), "serial": _serial(tree),
-            "record_sets": sum(len(node) for node in tree.nodes.values())}
-
-
-def _serial(tree: ZoneTree) -> int:
-    return int(tree.soa.rdatas[0].serial)  # type: ignore[attr-defined]
-
-
-def _zone_document(tree: ZoneTree) -> dict[str, Any]:
-    """One zone as JSON, close to the SPEC §3 shape (names absolute)."""
-    doc: dict[str, Any] = {"zone": tree.origin.to_text(), "serial": _serial(tree)}
-    spec = tree.spec
-    if spec is None:
-        return doc
-    doc.update(
-        ttl=spec.ttl,
-        soa={"primary": spec.soa.primary, "email": spec.soa.email,
-             "refresh": spec.soa.refresh, "retry": spec.soa.retry,
-             "expire": spec.soa.expire, "negative_ttl": spec.soa.negative_ttl},
-        nameservers=list(spec.nameservers),
-        record_sets=[
-            {"name": rs.name, "type": rs.rtype, "ttl": rs.ttl,
-             "values": [rs.alias] if rs.alias else [r.to_text() for r in rs.rdatas],
-             "routed": rs.routing is not None}
-            for rs in spec.rrsets
-        ],
-    )
-    return doc
 
 
 # -- I/O -----------------------------------------------------------------

@@ -25,6 +25,10 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _json(reasons[c], ERROR) for c in codes}
 
 
+def _zone_param() -> list[dict[str, Any]]:
+    return [{"name": "zone", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
 def _region_param() -> list[dict[str, Any]]:
     return [{"name": "region", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -55,11 +59,22 @@ def document(version: str) -> dict[str, Any]:
                                       "responses": {"200": _json("OpenAPI 3.1")}}},
             "/v1/zones": {"get": {"summary": "the zones being served",
                                   "responses": {"200": _json("zones")}}},
-            "/v1/zones/{zone}": {"get": {
-                "summary": "one zone", "responses": {"200": _json("the zone"),
-                                                     **_errors(400, 404)},
-                "parameters": [{"name": "zone", "in": "path", "required": True,
-                                "schema": {"type": "string"}}]}},
+            "/v1/zones/{zone}": {
+                "get": {"summary": "one zone in the SPEC §3 shape (?format=yaml for YAML)",
+                        "parameters": [*_zone_param(),
+                                       {"name": "format", "in": "query", "required": False,
+                                        "schema": {"enum": ["json", "yaml"]}}],
+                        "responses": {"200": _json("the zone"), **_errors(400, 404)}},
+                "put": {"summary": "validate and write one zone atomically (JSON, or YAML "
+                                   "with Content-Type: application/yaml)", **write,
+                        "parameters": _zone_param(),
+                        "responses": {"200": _json("the plan and the generation served"),
+                                      "422": _json("invalid zone: located problems", ERROR),
+                                      **_errors(400, 401, 403, 503)}},
+                "delete": {"summary": "remove one zone", **write, "parameters": _zone_param(),
+                           "responses": {"200": _json("the plan and the generation served"),
+                                         **_errors(401, 403, 404, 503)}},
+            },
             "/v1/explain": {"get": {
                 "summary": "the routing decision for a name, type and client",
                 "parameters": [
