@@ -12,6 +12,7 @@ SIGTERM or SIGINT, then closes listeners and waits for nothing else.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import structlog
 
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
-from geostream_dns.adapters.health_manager import HealthManager
+from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
 from geostream_dns.adapters.stats import QueryStats
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
@@ -44,10 +45,16 @@ class App:
         self.geoip = open_reader(settings.geoip)
         self.route = RouteLayer(GeoLocator(raw_lookup(self.geoip)))
         self.resolver = Resolver(Snapshot(0, {}), route=self.route)
-        # Every worker probes for itself, so all answer alike; drains made through
-        # worker 0's API reach the others through the drain store (`refresh`).
+        # With --workers, worker 0 probes and shares its down-set through a file
+        # the others follow, so every target is probed once and all workers
+        # answer alike; drains reach them through the drain store.
+        shared = None
+        if settings.workers > 1:
+            leader = os.getpid() if worker == 0 else os.getppid()
+            shared = DownSetFile(settings.state_dir / "run" / f"health-{leader}.json")
         self.health = HealthManager.for_store(self.route, self.store, settings.state_dir,
-                                              probe=settings.probe)
+                                              probe=settings.probe and worker == 0,
+                                              shared=shared)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -116,6 +123,7 @@ class App:
             await asyncio.sleep(self.settings.reload_interval)
             await self.reload()
             await self.refresh_drains()
+            self.health.follow_shared()
 
     # -- life cycle ------------------------------------------------------
 

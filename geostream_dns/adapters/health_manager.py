@@ -13,12 +13,15 @@ source can call `set_down()` just as the local prober does.
 from __future__ import annotations
 
 import asyncio
+import json
+import pathlib
 import time
 from typing import Any
 
 import structlog
 
 from geostream_dns.adapters.drain import DatabaseDrains, DrainFile
+from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.adapters.prober import LoopLagMonitor, Prober
 from geostream_dns.core.health import HealthKey, HealthView
 from geostream_dns.core.route.engine import RouteLayer
@@ -27,10 +30,44 @@ from geostream_dns.core.snapshot import Snapshot
 log = structlog.get_logger("geostream.health")
 
 
+class DownSetFile:
+    """The prober's down-set shared with the other `--workers` processes: the
+    worker that probes writes it on every change, the others read it when it
+    changes (one stat per reload tick), so every worker answers alike and each
+    target is probed once."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+
+    def write(self, down: frozenset[HealthKey]) -> None:
+        atomic_write_text(self.path, json.dumps(sorted(down)), durable=False)
+
+    def read_if_changed(self) -> frozenset[HealthKey] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._stamp:
+            return None
+        try:
+            keys = json.loads(self.path.read_text())
+            down = frozenset((str(z), str(c), str(t)) for z, c, t in keys)
+        except (OSError, ValueError, TypeError):
+            return None  # being replaced: read it on the next tick
+        self._stamp = stamp
+        return down
+
+
 class HealthManager:
-    def __init__(self, route: RouteLayer, drain_store: Any, probe: bool = True) -> None:
+    def __init__(self, route: RouteLayer, drain_store: Any, probe: bool = True,
+                 shared: DownSetFile | None = None) -> None:
+        """`probe`: run the prober here; `shared`: with `--workers`, the down-set
+        file the probing worker writes (probe=True) or the others read."""
         self.route = route
         self.drain_store = drain_store
+        self.shared = shared
         self.drained: frozenset[str] = drain_store.load()
         self.drained_since: dict[str, float] = {r: time.time() for r in self.drained}
         self.down: frozenset[HealthKey] = frozenset()
@@ -43,16 +80,24 @@ class HealthManager:
         self._publish()
 
     @classmethod
-    def embedded(cls, route: RouteLayer, state_dir: Any, probe: bool = True) -> HealthManager:
-        return cls(route, DrainFile(state_dir), probe)
+    def embedded(cls, route: RouteLayer, state_dir: Any, probe: bool = True,
+                 shared: DownSetFile | None = None) -> HealthManager:
+        return cls(route, DrainFile(state_dir), probe, shared)
 
     @classmethod
-    def for_store(cls, route: RouteLayer, store: Any, state_dir: Any,
-                  probe: bool = True) -> HealthManager:
+    def for_store(cls, route: RouteLayer, store: Any, state_dir: Any, probe: bool = True,
+                  shared: DownSetFile | None = None) -> HealthManager:
         """Drains in PostgreSQL when the config store is PostgreSQL, else in a file."""
         if hasattr(store, "drained_regions"):
-            return cls(route, DatabaseDrains(store, DrainFile(state_dir)), probe)
-        return cls.embedded(route, state_dir, probe)
+            return cls(route, DatabaseDrains(store, DrainFile(state_dir)), probe, shared)
+        return cls.embedded(route, state_dir, probe, shared)
+
+    def follow_shared(self) -> None:
+        """A worker that does not probe: take the probing worker's down-set."""
+        if self.shared is not None and self.prober is None:
+            down = self.shared.read_if_changed()
+            if down is not None:
+                self.set_down(down)
 
     def start(self) -> None:
         self.lag.start()
@@ -122,6 +167,11 @@ class HealthManager:
         if down != self.down:
             self.down = down
             self._publish()
+            if self.shared is not None and self.prober is not None:
+                try:
+                    self.shared.write(down)
+                except OSError:
+                    log.exception("health.share_failed", path=str(self.shared.path))
 
     def _publish(self) -> None:
         self.generation += 1

@@ -514,3 +514,23 @@ def test_no_probe_counts_every_value_up_but_still_obeys_drains(
     done = cli("drain", "us-east-1", "--http", f"127.0.0.1:{srv.http_port}", token=TOKEN)
     assert done.returncode == 0, done.stderr
     assert srv.answer() == {EU}
+
+
+def test_workers_share_one_prober_and_answer_alike(site: Site,
+                                                   start: Callable[..., Serve]) -> None:
+    """With --workers 2 only worker 0 probes (each target about once per interval),
+    and the other worker follows its down-set: every answer, whichever worker
+    the kernel hands the query to, drops a failed value."""
+    srv = start(extra=("--workers", "2"))
+    wait_until(lambda: all_probed(srv, 2), 5.0)
+    since = time.monotonic()
+    time.sleep(3.0)
+    probes = len(site.web["127.0.0.2"].seen_since(since))
+    assert 2 <= probes <= 4, f"{probes} probes in 3 s at a 1 s interval: one prober"
+
+    site.web["127.0.0.3"].stop()
+    # Many queries, each from a new source port, so both workers answer some.
+    wait_until(lambda: all(srv.answer() == {"127.0.0.2"} for _ in range(20)),
+               FAILOVER_LIMIT, 0.05)
+    site.web["127.0.0.3"].start()
+    wait_until(lambda: all(srv.answer() == set(US) for _ in range(20)), FAILOVER_LIMIT, 0.05)
