@@ -25,7 +25,9 @@ from tests.e2e.conftest import (
     udp_exchange,
 )
 
-RELOAD_DEADLINE = 1.5
+# The target is 1 s (measured ~0.26 s: the 0.25 s folder poll); the test allows more
+# so that a loaded CI machine is not flaky.
+RELOAD_DEADLINE = 2.5
 POLL_EVERY = 0.05
 STATIC = {"192.0.2.80", "192.0.2.81"}
 
