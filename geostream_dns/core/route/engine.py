@@ -188,28 +188,18 @@ class RouteLayer:
         entry = tables.routed.get(cache_key)
         if entry is None:
             qname, res = plan
-            entry = render_answer(qname, qtype, res, self.answer_rrs(res, [decision]))
+            entry = render_answer(qname, qtype, res, self.answer_rrs(res, decision))
             if len(tables.routed) >= ROUTED_CACHE_LIMIT:
                 tables.routed.clear()
             tables.routed[cache_key] = entry
         return entry
 
     @staticmethod
-    def answer_rrs(res: Resolution, decisions: list[Decision]) -> list[RRs]:
-        out: list[RRs] = []
-        it = iter(decisions)
-        for part in res.answer:
-            if part.data.router is None:
-                out.append(part.static_rrs())
-            else:
-                out.append(RRs(part.owner, part.data.rdtype, part.ttl, next(it).rdatas))
-        return out
-
-    def explain(self, snapshot: Any, name: str, rtype: str, client: str,
-                ecs: str | None = None) -> dict[str, Any]:
-        from geostream_dns.core.route.explain import explain
-
-        return explain(self, snapshot, name, rtype, client, ecs)
+    def answer_rrs(res: Resolution, decision: Decision) -> list[RRs]:
+        """The answer section with the routed part (there is one) as decided."""
+        return [part.static_rrs() if part.data.router is None
+                else RRs(part.owner, part.data.rdtype, part.ttl, decision.rdatas)
+                for part in res.answer]
 
 
 class Memo:
