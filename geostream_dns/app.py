@@ -58,7 +58,6 @@ class App:
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
-        self.started_at = time.time()
         self.problems: list[Problem] = []
         self.router_factory: Any = router_factory
         self._closers: list[Any] = []

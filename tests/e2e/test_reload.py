@@ -4,11 +4,14 @@ queries keep flowing, all correct, while zones are swapped."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.message
@@ -245,3 +248,19 @@ def test_startup_with_an_invalid_file_serves_the_others(tmp_path: pathlib.Path) 
         wait_for(srv, "static.example.com", "A", STATIC)
     finally:
         finish(srv)
+
+
+def test_ready_lists_the_standing_zone_problems(start_server: Callable[..., Server]) -> None:
+    """An invalid zone file is reported by /ready (the last good version serves)."""
+    srv = start_server()
+    path = srv.zones_dir / "example.org.yaml"
+    path.write_text(path.read_text().replace("value: 198.51.100.80", "value: 999.0.0.1"))
+    def problems() -> list[str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/ready", timeout=2) as r:
+            return list(json.loads(r.read()).get("zone_problems", []))
+
+    deadline = time.monotonic() + 5
+    while not problems() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [problem] = problems()
+    assert problem.endswith('records.@[0].value: "999.0.0.1" is not an IPv4 address')
