@@ -86,16 +86,24 @@ class ZoneTree:
     nodes: dict[dns.name.Name, dict[int, RRsetData]] = field(default_factory=dict)
     cuts: frozenset[dns.name.Name] = frozenset()
     spec: Zone | None = None
+    # the cuts by lower-cased labels: suffixes are looked up without building Names
+    cut_index: dict[tuple[bytes, ...], dns.name.Name] = field(default_factory=dict)
+
+    def set_cuts(self, cuts: frozenset[dns.name.Name]) -> None:
+        self.cuts = cuts
+        self.cut_index = {label_key(cut.labels): cut for cut in cuts}
 
     def find_cut(self, name: dns.name.Name) -> dns.name.Name | None:
         """The highest delegation point at or above `name` (below the apex)."""
-        if not self.cuts:
+        if not self.cut_index:
             return None
-        depth = len(self.origin)
-        for n in range(depth + 1, len(name) + 1):
-            candidate = name.split(n)[1]
-            if candidate in self.cuts:
-                return candidate
+        labels = label_key(name.labels)
+        count = len(labels)
+        index = self.cut_index
+        for n in range(len(self.origin) + 1, count + 1):
+            cut = index.get(labels[count - n:])
+            if cut is not None:
+                return cut
         return None
 
 
@@ -106,11 +114,18 @@ class Snapshot:
     # lower-cased question bytes -> pre-rendered answer (static names only)
     answers: dict[bytes, Answer] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the zones by lower-cased labels, so `find_zone` builds no Name per suffix
+    zone_index: dict[tuple[bytes, ...], ZoneTree] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.zone_index = {label_key(origin.labels): tree for origin, tree in self.zones.items()}
 
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None:
         """The most specific hosted zone containing `name`."""
-        for n in range(len(name), 0, -1):
-            zone = self.zones.get(name.split(n)[1] if n < len(name) else name)
+        labels = label_key(name.labels)
+        index = self.zone_index
+        for i in range(len(labels)):
+            zone = index.get(labels[i:])
             if zone is not None:
                 return zone
         return None
@@ -118,6 +133,11 @@ class Snapshot:
     @property
     def record_sets(self) -> int:
         return sum(len(node) for z in self.zones.values() for node in z.nodes.values())
+
+
+def label_key(labels: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """A name's labels lower-cased (ASCII only, as DNS compares names)."""
+    return tuple(label.translate(LOWER) for label in labels)
 
 
 def question_key(qname: dns.name.Name, qtype: int) -> bytes:
@@ -159,7 +179,7 @@ def compile_zone(zone: Zone, router_factory: Any = None) -> ZoneTree:
         while parent != origin and len(parent) > len(origin):
             parent = parent.parent()
             tree.nodes.setdefault(parent, {})
-    tree.cuts = frozenset(cuts)
+    tree.set_cuts(frozenset(cuts))
     return tree
 
 
