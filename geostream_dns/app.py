@@ -63,6 +63,7 @@ class App:
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
 
     # -- configuration ---------------------------------------------------
 
@@ -79,7 +80,8 @@ class App:
         zones, self.problems = self.store.zones()
         if not getattr(self.store, "loaded", True):
             return None  # production mode, database away, no saved snapshot: not ready
-        if not changed and self.ready:
+        stored = self.store.generation
+        if not changed and self.ready and (stored is None or stored == self.generation):
             return None
         started = time.perf_counter()
         generation = self.store.generation
@@ -93,6 +95,10 @@ class App:
         return snapshot
 
     def publish(self, snapshot: Snapshot) -> None:
+        if self.ready and snapshot.generation < self.generation:
+            log.warning("snapshot.stale_skipped", generation=snapshot.generation,
+                        serving=self.generation)
+            return
         self.resolver.use(snapshot)
         self.health.sync(snapshot)
         self.generation = snapshot.generation
@@ -101,15 +107,19 @@ class App:
                  zones=sorted(z.to_text() for z in snapshot.zones))
 
     async def reload(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            snapshot = await loop.run_in_executor(None, self._reload_sync)
-        except Exception:  # noqa: BLE001 - keep serving the previous snapshot
-            self.reload_errors += 1
-            log.exception("snapshot.build_failed")
-            return
-        if snapshot is not None:
-            self.publish(snapshot)
+        """Poll the store and publish what changed. One reload at a time: the
+        watcher and API writes both call this, and a store must never be polled
+        from two threads at once (an older build could otherwise publish last)."""
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            try:
+                snapshot = await loop.run_in_executor(None, self._reload_sync)
+            except Exception:  # noqa: BLE001 - keep serving the previous snapshot
+                self.reload_errors += 1
+                log.exception("snapshot.build_failed")
+                return
+            if snapshot is not None:
+                self.publish(snapshot)
 
     async def refresh_drains(self) -> None:
         try:

@@ -50,7 +50,9 @@ class StateFile:
         self.delay = delay
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._latest = 0  # the number of the newest save asked for
+        # The newest save asked for and its future; at most one is ever waiting.
+        self._pending: tuple[SavedSnapshot, Future[bool]] | None = None
+        self._scheduled = False
 
     def read(self) -> SavedSnapshot:
         """The saved snapshot; raises OSError or ValueError when missing or unreadable."""
@@ -80,26 +82,42 @@ class StateFile:
                                                 separators=(",", ":")))
 
     def save_later(self, snapshot: SavedSnapshot) -> Future[bool]:
-        """Write on the background thread; a save overtaken by a newer one is skipped.
+        """Write on the background thread, `delay` seconds from now; a save asked for
+        meanwhile replaces this one (its future says False). However fast loads
+        come, the file is at most `delay` plus one write behind, and only the
+        newest snapshot is held.
 
         The future says whether this save was written; it raises what writing raised.
         """
+        future: Future[bool] = Future()
         with self._lock:
-            self._latest += 1
-            number = self._latest
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="state-file")
-        return self._executor.submit(self._save, number, snapshot)
+            if self._pending is not None:
+                self._pending[1].set_result(False)
+            self._pending = (snapshot, future)
+            if not self._scheduled:
+                self._scheduled = True
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="state-file")
+                self._executor.submit(self._save_pending)
+        return future
 
-    def _save(self, number: int, snapshot: SavedSnapshot) -> bool:
+    def _save_pending(self) -> None:
         # Wait a moment first: the snapshot is being rebuilt and swapped right now, and
         # serializing a big configuration would compete with that for the GIL. Saves
-        # asked for meanwhile supersede this one.
+        # asked for meanwhile replace the pending one.
         time.sleep(self.delay)
-        if number != self._latest:
-            return False
-        self.write(snapshot)
-        return True
+        with self._lock:
+            pending, self._pending = self._pending, None
+            self._scheduled = False
+        if pending is None:
+            return
+        snapshot, future = pending
+        try:
+            self.write(snapshot)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's future
+            future.set_exception(exc)
+            return
+        future.set_result(True)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for pending saves (tests, shutdown)."""
