@@ -97,6 +97,14 @@ class Database:
         with translated(self.url), self.pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[psycopg.Connection[tuple]]:  # type: ignore[type-arg]
+        """A read-only transaction that sees one consistent state of the database
+        (REPEATABLE READ), so reads in several statements never mix generations."""
+        with self.transaction() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
+
     def close(self) -> None:
         self.pool.close(timeout=1.0)
 

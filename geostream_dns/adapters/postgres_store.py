@@ -233,6 +233,11 @@ class PostgresStore:
             log.error("store.saved_snapshot_unreadable", path=str(self.state.path),
                       error=str(exc))
             return False
+        if saved.database and saved.database != redact(self.url):
+            # Another installation's zones (a state dir shared by mistake): never serve them.
+            log.error("store.saved_snapshot_other_database", path=str(self.state.path),
+                      saved_for=saved.database, database=redact(self.url))
+            return False
         for problem in self._accept(saved.zones)[1]:
             log.error("zone.invalid", problem=str(problem), file=problem.file,
                       field=problem.path, message=problem.message)

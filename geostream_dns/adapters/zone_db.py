@@ -155,8 +155,9 @@ def write_plan(conn: Conn, plan: Plan, author: str, kind: str = "apply",
     serials = {name: int(s) for name, s in conn.execute(
         "SELECT name, serial FROM zones WHERE name = ANY(%s)", (origins,))}
     previous = {zone: serial for zone, serial in conn.execute(
-        "SELECT DISTINCT ON (zone) zone, serial FROM zone_versions WHERE zone = ANY(%s) "
-        "ORDER BY zone, generation DESC", (origins,)) if serial is not None}
+        "SELECT DISTINCT ON (zone) zone, serial FROM zone_versions "
+        "WHERE zone = ANY(%s) AND serial IS NOT NULL "  # skip deletions: their serial is NULL
+        "ORDER BY zone, generation DESC", (origins,))}
     by_zone: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_zone[change.zone].append(change)

@@ -109,7 +109,7 @@ async def put_zone(request: Request) -> Response:
 
 async def delete_zone(request: Request) -> Response:
     origin = _origin(request)
-    if _served(request, origin) is None and not hasattr(request.app.store, "drained_regions"):
+    if _served(request, origin) is None and not hasattr(request.app.store, "write_zone"):
         raise HttpError(404, "zone not hosted", [origin])
     return await _write(request, origin, None)
 
@@ -120,6 +120,8 @@ async def _write(request: Request, origin: str, doc: Document | None) -> Respons
     try:
         if hasattr(app.store, "write_zone"):
             plan, generation = await asyncio.to_thread(app.store.write_zone, origin, doc, author)
+            if doc is None and plan.empty:
+                raise HttpError(404, "zone not hosted", [origin])
             if not plan.empty:
                 await _caught_up(app, generation)
             return _answer(plan, generation if not plan.empty else app.generation)

@@ -96,6 +96,10 @@ def wanted_documents(paths: list[pathlib.Path]) -> dict[str, Document]:
     zones, problems = load_zones_dir(paths)
     if problems:
         raise ConfigError(problems)
+    if not zones:
+        # Most likely a wrong path; with --delete-missing it would remove every zone.
+        raise UsageError("no zone files (*.yaml, *.yml) in "
+                         + ", ".join(str(p) for p in paths))
     return {zone.origin: zone_document(zone) for zone in zones}
 
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from geostream_dns.config.document import document_yaml, file_name, split_document
 
     wanted = [zone_origin(z) for z in args.zone] if args.zone else None
-    with open_database(args) as db, db.transaction() as conn:
+    with open_database(args) as db, db.read_snapshot() as conn:
         check_schema(conn, db.url)
         head = zone_db.head_generation(conn)
         stored = zone_db.stored_zones(conn, wanted)

@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
         description="List the generations applied to the database, newest first; given "
                     "a GENERATION, print every change it made.")
     parser.add_argument("generation", nargs="?", type=int, metavar="GENERATION")
-    parser.add_argument("--limit", type=int, default=50, metavar="N",
+    parser.add_argument("--limit", type=_count, default=50, metavar="N",
                         help="show the N newest generations (default 50; 0 for all)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     add_database_option(parser)
@@ -63,3 +63,13 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     return 0
 
+
+def _count(text: str) -> int:
+    """A count for --limit: 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 shows every generation)")
+    return value

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from geostream_dns.config.plan import make_plan
 
     wanted = wanted_documents(args.paths)
-    with open_database(args) as db, db.transaction() as conn:
+    with open_database(args) as db, db.read_snapshot() as conn:
         check_schema(conn, db.url)
         head = zone_db.head_generation(conn)
         current = current_documents(zone_db.stored_zones(conn), wanted)

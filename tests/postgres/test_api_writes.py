@@ -55,6 +55,8 @@ def test_put_and_delete_through_one_server_reach_every_server(
 
     status, body = call(servers[1], "DELETE", "/v1/zones/example.org")
     assert status == 200 and body["generation"] == 3
+    status, body = call(servers[1], "DELETE", "/v1/zones/example.org")
+    assert status == 404 and body["error"] == "zone not hosted"
     assert wait_for(lambda: all(not s.addresses("www.example.org") for s in servers),
                     3.0) is not None
     history = cli("history", "--database-url", migrated_url)

@@ -159,8 +159,24 @@ def test_zones_missing_from_the_files_are_left_alone_unless_asked(
     assert deleting.code == 2
     assert "- zone example.org." in deleting.out
     assert "-   www.example.org. A  ttl: 300, value: 192.0.2.20" in deleting.out
+    org_serial = serials(migrated_url)["example.org."]
     assert cli("apply", one, "--delete-missing", *db).code == 0
     assert set(serials(migrated_url)) == {"example.com."}
+    # Re-created, the zone continues from its last serial (secondaries never go back).
+    for _ in range(3):  # push the serial ahead of the clock first
+        write_zone(both, "example.org.", f"www: {{type: A, value: 192.0.2.{21 + _}}}")
+        assert cli("apply", both, *db).code == 0
+    ahead = serials(migrated_url)["example.org."]
+    assert ahead > org_serial
+    assert cli("apply", one, "--delete-missing", *db).code == 0
+    assert cli("apply", both, *db).code == 0
+    assert serials(migrated_url)["example.org."] > ahead
+
+    # An empty folder with --delete-missing would remove every zone: refused.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = cli("plan", empty, "--delete-missing", *db)
+    assert refused.code == 1 and "no zone files" in refused.err, refused
 
 
 def test_export_round_trips_the_sample_zones(migrated_url: str, tmp_path: pathlib.Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import random
 
 import psycopg
 
+from geostream_dns.adapters.pg import redact
 from geostream_dns.adapters.postgres_store import BACKOFF_CAP, PostgresStore
 from geostream_dns.adapters.state_file import StateFile
 from geostream_dns.config.document import zone_document
@@ -101,6 +103,16 @@ def test_start_without_database_serves_the_saved_snapshot(migrated_url: str,
     assert first.poll() == (True, [])
     first.close()
 
+    # A saved snapshot of another database is never served (a shared state dir).
+    other = PostgresStore(DEAD, state)
+    assert other.poll()[0] is False and not other.loaded
+    other.close()
+
+    # The same database, now unreachable (here: the file says it was written for
+    # the URL the offline store uses, as after a real outage).
+    saved = json.loads((state / "snapshot.json").read_text())
+    saved["database"] = redact(DEAD)
+    (state / "snapshot.json").write_text(json.dumps(saved))
     offline = PostgresStore(DEAD, state)
     changed, problems = offline.poll()
     assert changed and len(problems) == 1
