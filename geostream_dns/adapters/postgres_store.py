@@ -303,11 +303,12 @@ class PostgresStore:
 
         The same plan-then-write as `apply`, in one transaction under the head lock.
         """
-        from geostream_dns.config.plan import plan_targets
+        from geostream_dns.config.plan import current_documents, plan_targets
 
         with self._connection() as conn:
             head = zone_db.lock_head(conn)
-            current = {o: z.document for o, z in zone_db.stored_zones(conn, [origin]).items()}
+            wanted = {origin: document} if document is not None else None
+            current = current_documents(zone_db.stored_zones(conn, [origin]), wanted)
             plan = plan_targets(current, {origin: document}, head)
             if plan.empty:
                 return plan, head

@@ -35,6 +35,10 @@ class QueryStats:
         self.tcp_connections = 0
         self.tcp_idle_closed = 0
 
-    def observe(self, elapsed_ns: int) -> None:
+    def record(self, counts: dict[int, int], qtype: int, rcode: int, elapsed_ns: int) -> None:
+        """Count one answered (or dropped) query in a transport's `counts`.
+        (The UDP transport inlines this: it is its per-query cost.)"""
         self.latency_buckets[bisect_left(_BOUNDS_NS, elapsed_ns)] += 1
         self.latency_sum_ns += elapsed_ns
+        key = qtype << 8 | (rcode & 0xFF)
+        counts[key] = counts.get(key, 0) + 1

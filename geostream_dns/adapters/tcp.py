@@ -98,9 +98,7 @@ class TcpConnection(asyncio.Protocol):
             if len(response) > 0xFFFF:  # cannot be framed: say so rather than hang up
                 response = server_failure(message)
             self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
-            server.stats.observe(perf_counter_ns() - start)
-            key = qtype << 8 | (rcode & 0xFF)
-            server.counts[key] = server.counts.get(key, 0) + 1
+            server.stats.record(server.counts, qtype, rcode, perf_counter_ns() - start)
 
     def pause_writing(self) -> None:
         # Stop answering (and reading) until the peer drains our replies, so a

@@ -37,6 +37,7 @@ class UdpServer(asyncio.DatagramProtocol):
             return
         if response is not None:
             self.transport.sendto(response, addr)  # type: ignore[union-attr]
+        # QueryStats.record, inlined: a method call here costs every query.
         elapsed = perf_counter_ns() - start
         stats = self.stats
         stats.latency_buckets[bisect_left(_BOUNDS_NS, elapsed)] += 1

@@ -85,13 +85,12 @@ class ZonesFolder:
             except OSError as exc:
                 problems.append(Problem(str(path), 0, "file", str(exc)))
                 continue
-            zone = self._with_serial(zone, stamp, state)
+            zone = self._with_serial(zone, stamp)
             self.files[path] = _FileState(stamp, zone)
             changed = True
         return changed, problems
 
-    def _with_serial(self, zone: Zone, stamp: tuple[int, int, int, int],
-                     state: _FileState | None) -> Zone:
+    def _with_serial(self, zone: Zone, stamp: tuple[int, int, int, int]) -> Zone:
         content = (stamp[0], stamp[1])
         last, last_content = self.serials.get(zone.origin, (0, (0, 0)))
         if last and last_content == content:

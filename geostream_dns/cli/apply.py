@@ -14,13 +14,13 @@ from geostream_dns.cli.database import (
     add_author_option,
     add_database_option,
     author,
-    current_documents,
     guarded,
     open_database,
     wanted_documents,
 )
 from geostream_dns.config.document import zone_document
 from geostream_dns.config.loader import ZONE_SUFFIXES
+from geostream_dns.config.plan import current_documents
 from geostream_dns.errors import GeoStreamError
 
 

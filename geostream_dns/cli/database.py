@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from geostream_dns.config.document import Document, zone_document
-from geostream_dns.config.loader import load_zone_data, load_zones_dir
+from geostream_dns.config.loader import load_zones_dir
 from geostream_dns.errors import ConfigError, GeoStreamError, Problem
 
 EXIT_ERROR = 1
@@ -101,31 +101,6 @@ def wanted_documents(paths: list[pathlib.Path]) -> dict[str, Document]:
         raise UsageError("no zone files (*.yaml, *.yml) in "
                          + ", ".join(str(p) for p in paths))
     return {zone.origin: zone_document(zone) for zone in zones}
-
-
-def canonical(origin: str, document: Document, serial: int = 1) -> Document:
-    """A stored document in today's canonical form (as stored when it does not validate)."""
-    try:
-        return zone_document(load_zone_data(document, f"postgres:{origin}", serial))
-    except ConfigError:
-        return document
-
-
-def current_documents(stored: dict[str, Any],
-                      wanted: dict[str, Document] | None = None) -> dict[str, Document]:
-    """``zone_db.stored_zones`` output -> canonical documents by origin.
-
-    Zones are stored in canonical form, so a stored document equal to the wanted one
-    is taken as it is; the others are re-validated, so that a document stored by an
-    older version never shows as a change it is not.
-    """
-    out: dict[str, Document] = {}
-    for origin, zone in stored.items():
-        if wanted is not None and wanted.get(origin) == zone.document:
-            out[origin] = zone.document
-        else:
-            out[origin] = canonical(origin, zone.document, zone.serial)
-    return out
 
 
 def zone_origin(text: str) -> str:

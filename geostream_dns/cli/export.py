@@ -10,11 +10,11 @@ from typing import Any
 from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.cli.database import (
     add_database_option,
-    canonical,
     guarded,
     open_database,
     zone_origin,
 )
+from geostream_dns.config.plan import canonical
 from geostream_dns.errors import GeoStreamError
 
 

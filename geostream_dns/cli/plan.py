@@ -9,11 +9,11 @@ from typing import Any
 
 from geostream_dns.cli.database import (
     add_database_option,
-    current_documents,
     guarded,
     open_database,
     wanted_documents,
 )
+from geostream_dns.config.plan import current_documents
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 2

@@ -10,10 +10,10 @@ from typing import Any
 from geostream_dns.cli.database import (
     add_author_option,
     add_database_option,
-    current_documents,
     guarded,
     open_database,
 )
+from geostream_dns.config.plan import canonical, current_documents
 from geostream_dns.errors import GeoStreamError
 
 
@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from geostream_dns.adapters import zone_db
     from geostream_dns.adapters.migrations import check_schema
-    from geostream_dns.cli.database import author, canonical
+    from geostream_dns.cli.database import author
     from geostream_dns.config.plan import make_plan
 
     with open_database(args) as db, db.transaction() as conn:

@@ -20,7 +20,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from geostream_dns.config.document import Document, split_document
+from geostream_dns.config.document import Document, split_document, zone_document
+from geostream_dns.config.loader import load_zone_data
+from geostream_dns.errors import ConfigError
 
 PLAN_FORMAT = "geostream-dns plan"
 PLAN_VERSION = 1
@@ -239,3 +241,28 @@ def _inline(value: Any) -> str:
 
 def _count(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def canonical(origin: str, document: Document, serial: int = 1) -> Document:
+    """A stored document in today's canonical form (as stored when it does not validate)."""
+    try:
+        return zone_document(load_zone_data(document, f"postgres:{origin}", serial))
+    except ConfigError:
+        return document
+
+
+def current_documents(stored: dict[str, Any],
+                      wanted: dict[str, Document] | None = None) -> dict[str, Document]:
+    """``zone_db.stored_zones`` output -> canonical documents by origin.
+
+    Zones are stored in canonical form, so a stored document equal to the wanted one
+    is taken as it is; the others are re-validated, so that a document stored by an
+    older version never shows as a change it is not.
+    """
+    out: dict[str, Document] = {}
+    for origin, zone in stored.items():
+        if wanted is not None and wanted.get(origin) == zone.document:
+            out[origin] = zone.document
+        else:
+            out[origin] = canonical(origin, zone.document, zone.serial)
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dns.name
@@ -51,8 +51,10 @@ def render_sections(
     answer: Iterable[RRs],
     authority: Iterable[RRs] = (),
     additional: Iterable[RRs] = (),
+    keep_chunks: bool = False,
 ) -> Rendered:
-    """Render the three sections as they follow a question for `qname`."""
+    """Render the three sections as they follow a question for `qname`;
+    `keep_chunks` also keeps the answer section record by record."""
     out = io.BytesIO()
     out.write(b"\x00" * 12)
     compress: dict[dns.name.Name, int] = {}
@@ -67,7 +69,7 @@ def render_sections(
             for rdata in rrs.rdatas:
                 rr_start = out.tell()
                 _write_rr(out, compress, rrs.owner, rrs.rdtype, rrs.ttl, rdata)
-                if section_index == 0:
+                if keep_chunks and section_index == 0:
                     chunks.append(out.getvalue()[rr_start:])
                 n += 1
         counts.append(n)
@@ -92,8 +94,3 @@ def _write_rr(
     out.seek(fixed_at + 8)
     out.write(struct.pack("!H", rdlen))
     out.seek(0, io.SEEK_END)
-
-
-def rrs_from(owner: dns.name.Name, rdtype: int, ttl: int,
-             rdatas: Sequence[dns.rdata.Rdata]) -> RRs:
-    return RRs(owner, rdtype, ttl, tuple(rdatas))

@@ -71,10 +71,16 @@ def _key_is_safe(key: bytes) -> bool:
 
 def render_answer(qname: dns.name.Name, qtype: int, res: Resolution,
                   answer_rrs: list[RRs] | None = None) -> Answer:
-    """Render a resolution (with routed parts replaced by `answer_rrs`)."""
+    """Render a resolution (with routed parts replaced by `answer_rrs`).
+
+    Routed renderings keep their answer records one by one (for multivalue
+    shuffles); static ones, by far the most, keep only the joined body.
+    """
+    routed = answer_rrs is not None
     if answer_rrs is None:
         answer_rrs = [p.static_rrs() for p in res.answer]
-    rendered = render_sections(qname, qtype, answer_rrs, res.authority, res.additional)
+    rendered = render_sections(qname, qtype, answer_rrs, res.authority, res.additional,
+                               keep_chunks=routed)
     zone = res.zone.origin.to_text() if res.zone is not None else ""
     answer = Answer(res.rcode, res.aa, rendered.ancount, rendered.nscount, rendered.arcount,
                     rendered.body, rendered.answer_chunks, zone, qtype)

@@ -270,18 +270,3 @@ def udp_limit(edns: Edns | None) -> int:
     if edns is None:
         return MIN_UDP_PAYLOAD
     return min(max(edns.payload, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
-
-
-def header(msg_id: int, flags: int, qd: int, an: int, ns: int, ar: int) -> bytes:
-    return _HEADER.pack(msg_id, flags, qd, an, ns, ar)
-
-
-def name_to_text(wire_name: bytes) -> str:
-    """A wire-format name as presentation text (for logs and the slow path)."""
-    labels = []
-    i = 0
-    while wire_name[i]:
-        n = wire_name[i]
-        labels.append(wire_name[i + 1:i + 1 + n].decode("ascii", "backslashreplace"))
-        i += n + 1
-    return ".".join(labels) + "."

@@ -85,9 +85,7 @@ class RouteLayer:
         else:
             self._hit(memo)
         entry, body, ancount = self._answer(memo, tables, q.key, plan, q.qtype)
-        options = memo.option_prefix + bytes([memo.selection.scope]) + ecs_wire[8:] \
-            if ecs_wire else b""
-        return respond(q, entry, tcp, options, body, ancount), q.qtype, entry.rcode
+        return respond(q, entry, tcp, memo.options, body, ancount), q.qtype, entry.rcode
 
     def fast(self, resolver: Resolver, data: bytes, qend: int, key: bytes,
              plan: tuple[dns.name.Name, Resolution], ecs_wire: bytes, edns: bool, do: int,
@@ -148,8 +146,6 @@ class RouteLayer:
         else:
             loc, addr, source_prefix = self._locate_wire(ecs_wire, client)
         selection = _router_of(plan[1]).select(loc, addr, source_prefix, health)
-        if selection.scope > source_prefix:
-            selection = selection._replace(scope=source_prefix)
         memo = Memo(health, selection, ecs_wire)
         if memo.failed_open:
             self.counts["all_down"] += 1
@@ -210,16 +206,16 @@ class Memo:
     when the selection is fixed (every mode but weighted), its rendering.
     """
 
-    __slots__ = ("health", "selection", "option_prefix", "opts", "failed_open", "entry")
+    __slots__ = ("health", "selection", "options", "opts", "failed_open", "entry")
 
     def __init__(self, health: HealthView, selection: Selection, ecs_wire: bytes) -> None:
         self.health = health
         self.selection = selection
-        # The response's ECS option up to the scope byte (RFC 7871 §7.2.1).
-        self.option_prefix = ecs_wire[:7] if ecs_wire else b""
-        options = (self.option_prefix + bytes([selection.scope]) + ecs_wire[8:]
-                   if ecs_wire else b"")
-        self.opts = (opt_record(False, options), opt_record(True, options))
+        # The response's ECS option: the query's, with the scope filled in
+        # (RFC 7871 §7.2.1; `select` keeps the scope within the source prefix).
+        self.options = (ecs_wire[:7] + bytes([selection.scope]) + ecs_wire[8:]
+                        if ecs_wire else b"")
+        self.opts = (opt_record(False, self.options), opt_record(True, self.options))
         # Keys of the record's own values and of fail-open answers start with
         # None, which no pool name is.
         fixed = selection.fixed

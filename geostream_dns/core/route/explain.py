@@ -102,7 +102,7 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
     out["authority"] = [{"name": r.owner.to_text(), "type": _type_text(r.rdtype),
                          "ttl": r.ttl, "values": [x.to_text() for x in r.rdatas]}
                         for r in res.authority]
-    out["ecs_scope"] = min(scope, source_prefix) if ecs is not None else None
+    out["ecs_scope"] = scope if ecs is not None else None  # select keeps it <= the source
     return out
 
 

@@ -151,7 +151,6 @@ class Router:
                 pools[name].fallback = pools[spec.fallback]
         self.pools = pools
         self.rules = tuple(CompiledRule(i, r, pools) for i, r in enumerate(rs.routing.rules))
-        self.uses_location = any(r.kind in ("geos", "nearest") for r in self.rules)
         self._health_generation = -1
         self._healthy: dict[str, PoolHealth] = {}
 
