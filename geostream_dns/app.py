@@ -1,12 +1,14 @@
-"""The composition root: wires stores, the resolver, transports and HTTP; owns reload.
+"""The composition root: wires the store, the world, transports and HTTP; owns reload.
 
 How this works: `App.start()` loads the zones (off the event loop), builds the
 first snapshot, binds every `--listen` address on UDP and TCP, starts the HTTP
-endpoint and a watcher task. The watcher polls the zones folder every
-`reload_interval` seconds; when a file changed it rebuilds the snapshot in a
-worker thread and publishes it with one assignment (`Resolver.use`), so
-queries are never blocked or dropped by a reload. `App.run()` serves until
-SIGTERM or SIGINT, then closes listeners and waits for nothing else.
+endpoint and a watcher task. The watcher polls the store every
+`reload_interval` seconds; when zones changed it rebuilds the snapshot in a
+worker thread and publishes a new world around it with one assignment
+(`WorldRef.use_snapshot`); health changes publish new worlds the same way
+(`WorldRef.use_health`). Queries are never blocked or dropped by either.
+`App.run()` serves until SIGTERM or SIGINT, then closes listeners and waits
+for nothing else.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import build_snapshot
 from geostream_dns.core.geo import GeoLocator
-from geostream_dns.core.resolve import Resolver
-from geostream_dns.core.route.engine import RouteLayer, router_factory
 from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
 
 log = structlog.get_logger("geostream.app")
@@ -43,8 +44,7 @@ class App:
         self.stats = QueryStats()
         self.store = make_store(settings)
         self.geoip = open_reader(settings.geoip)
-        self.route = RouteLayer(GeoLocator(raw_lookup(self.geoip)))
-        self.resolver = Resolver(Snapshot(0, {}), route=self.route)
+        self.worlds = WorldRef(World.create(geo=GeoLocator(raw_lookup(self.geoip))))
         # With --workers, worker 0 probes and shares its down-set through a file
         # the others follow, so every target is probed once and all workers
         # answer alike; drains reach them through the drain store.
@@ -52,18 +52,22 @@ class App:
         if settings.workers > 1:
             leader = os.getpid() if worker == 0 else os.getppid()
             shared = DownSetFile(settings.state_dir / "run" / f"health-{leader}.json")
-        self.health = HealthManager.for_store(self.route, self.store, settings.state_dir,
-                                              probe=settings.probe and worker == 0,
-                                              shared=shared)
+        self.health = HealthManager(self.worlds.use_health,
+                                    self.store.drain_store(settings.state_dir),
+                                    probe=settings.probe and worker == 0, shared=shared)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
         self.problems: list[Problem] = []
-        self.router_factory: Any = router_factory
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+
+    @property
+    def world(self) -> World:
+        """The world queries are answered in right now."""
+        return self.worlds.world
 
     # -- configuration ---------------------------------------------------
 
@@ -78,17 +82,16 @@ class App:
         if new_problems:
             self.reload_errors += 1
         zones, self.problems = self.store.zones()
-        if not getattr(self.store, "loaded", True):
+        status = self.store.status()
+        if not status.loaded:
             return None  # production mode, database away, no saved snapshot: not ready
-        stored = self.store.generation
+        stored = status.generation
         if not changed and self.ready and (stored is None or stored == self.generation):
             return None
         started = time.perf_counter()
-        generation = self.store.generation
-        if generation is None:
-            generation = self.generation + 1
-        snapshot = build_snapshot(zones, generation, self.router_factory,
-                                  previous=self.resolver.snapshot)  # unchanged zones reused
+        generation = stored if stored is not None else self.generation + 1
+        snapshot = build_snapshot(zones, generation,
+                                  previous=self.world.snapshot)  # unchanged zones reused
         log.info("snapshot.built", generation=snapshot.generation, zones=len(zones),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
                  duration_s=round(time.perf_counter() - started, 4))
@@ -99,7 +102,7 @@ class App:
             log.warning("snapshot.stale_skipped", generation=snapshot.generation,
                         serving=self.generation)
             return
-        self.resolver.use(snapshot)
+        self.worlds.use_snapshot(snapshot)
         self.health.sync(snapshot)
         self.generation = snapshot.generation
         self.ready = True
@@ -133,6 +136,7 @@ class App:
             await self.reload()
             await self.refresh_drains()
             self.health.follow_shared()
+            self.stats.fold()
 
     # -- life cycle ------------------------------------------------------
 
@@ -141,10 +145,10 @@ class App:
         await self.reload()
         for host, port in self.settings.listen:
             reuse = self.settings.workers > 1
-            udp = await start_udp(self.resolver, self.stats, host, port, reuse)
+            udp = await start_udp(self.worlds, self.stats, host, port, reuse)
             self._closers.append(udp)
             tcp = await start_tcp(
-                TcpServer(self.resolver, self.stats, self.settings.tcp_idle_timeout),
+                TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout),
                 host, port, reuse)
             self._closers.append(tcp)
             log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])

@@ -40,3 +40,7 @@ class StoreUnavailable(GeoStreamError):
 
 class CacheUnavailable(GeoStreamError):
     """The shared cache (Redis) cannot be reached."""
+
+
+class WriteRefused(GeoStreamError):
+    """The store cannot take this write (say, no zones folder to write a new zone into)."""

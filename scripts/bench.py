@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""Load-test GeoStream DNS with dnsperf and compare it with a plain dnslib server.
+"""Load-test GeoStream DNS with dnsperf and compare it with a plain dnslib server
+and, optionally, with an older revision of itself in the same run.
 
 Runs (all bounded by -l, all against 127.0.0.1):
   geostream  max         the realistic mix, dnsperf -c 4 -q 200, no rate limit -> qps, loss, latency
   geostream  static      static names of the sample zone only, no rate limit
   geostream  rate        the mix at a fixed rate -Q RATE (default 50000)      -> latency and loss
   geostream  max+edns    the mix with -e (EDNS0 on every query), shorter
-  geostream  routed+ecs  the routed www.example.com A, every query with an ECS option
-                         (81.2.69.0/24), shorter: compare with `static` (target >= 70%)
+  geostream  static+ecs  static names, every query with an ECS option (81.2.69.0/24), shorter
+  geostream  routed      the routed www.example.com A from a warm per-source memo, shorter
+  geostream  routed+ecs  the routed www.example.com A, every query with the ECS option
+                         (a warm per-network memo), shorter
   dnslib     max         scripts/dnslib_baseline.py, the mix
   dnslib     static      scripts/dnslib_baseline.py, static names only
-and prints the server's CPU time per answered query (utime+stime from /proc) and
-the ratio GeoStream qps / dnslib qps. Servers are pinned to CPU 1 and dnsperf to
-CPU 0 when the machine has at least two CPUs. Results: bench-results/latest.json.
+and prints the server's CPU time per answered query (utime+stime from /proc),
+GeoStream qps / dnslib qps, and routed qps / static qps.
+
+With `--against REV` the same GeoStream runs are made against the revision REV
+(checked out into a temporary git worktree and run with this checkout's
+virtualenv), alternating run by run with the current tree so both see the same
+machine; `--repeat N` makes N rounds and reports the median of each. Servers
+are pinned to CPU 1 and dnsperf to CPU 0 when the machine has at least two
+CPUs. Results: bench-results/latest.json.
 
     .venv/bin/python scripts/bench.py [--seconds 10] [--only geostream|dnslib]
+                                      [--against REV] [--repeat N]
 """
 
 from __future__ import annotations
@@ -181,12 +191,13 @@ def http_ok(url: str) -> bool:
 class Server:
     """A server process we started; always stopped by PID."""
 
-    def __init__(self, name: str, cmd: list[str], log_path: Path):
+    def __init__(self, name: str, cmd: list[str], log_path: Path,
+                 env: dict[str, str] | None = None, cwd: Path = ROOT):
         self.name = name
         self.cmd = cmd
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
 
@@ -277,6 +288,41 @@ def run_dnsperf(server: Server, port: int, query_file: Path, seconds: int, *, pi
     return stats
 
 
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median qps of several rounds (an error if every round failed)."""
+    good = sorted((r for r in results if "error" not in r), key=lambda r: r["qps"])
+    if not good:
+        return results[-1]
+    chosen = dict(good[len(good) // 2])
+    chosen["rounds_qps"] = [round(r["qps"]) for r in results if "error" not in r]
+    return chosen
+
+
+def bench_dnslib(python: str, tmp: Path, qfile: Path, static_file: Path,
+                 args: argparse.Namespace, pinned: bool) -> list[dict[str, Any]]:
+    """The plain dnslib server on the mix and on static names."""
+    port = free_port()
+    cmd = [python, str(ROOT / "scripts" / "dnslib_baseline.py"), "--port", str(port)]
+    server: Server | None = None
+    runs: list[dict[str, Any]] = []
+    plan = [("max", qfile), ("static", static_file)]
+    try:
+        server = Server("dnslib", pin(1, cmd, pinned), tmp / "dnslib.log")
+        print(f"bench: started dnslib pid {server.pid}: {' '.join(server.cmd)}", flush=True)
+        server.wait_ready(port, None, args.ready_timeout)
+        for label, query_file in plan:
+            runs.append(run_dnsperf(server, port, query_file, args.seconds, pinned=pinned,
+                                    label=label, target="dnslib", extra=["-q", "200"]))
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"bench: dnslib: {exc}", file=sys.stderr, flush=True)
+        runs.extend({"target": "dnslib", "run": label, "error": str(exc)}
+                    for label, _ in plan if not any(r["run"] == label for r in runs))
+    finally:
+        if server is not None:
+            server.stop()
+    return runs
+
+
 # ---------------------------------------------------------------- main
 def fmt_table(runs: list[dict[str, Any]]) -> str:
     head = ["target", "run", "sent", "completed", "lost %", "qps", "avg lat ms",
@@ -314,6 +360,10 @@ def main() -> int:
                     default=os.environ.get("GEOSTREAM_BIN", str(ROOT / ".venv/bin/geostream-dns")))
     ap.add_argument("--ready-timeout", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    ap.add_argument("--against", metavar="REV",
+                    help="also bench this git revision, run by run, in the same run")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="rounds of the GeoStream runs; the median of each is reported")
     args = ap.parse_args()
 
     if args.seconds < 1:
@@ -331,7 +381,12 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="geostream-bench-"))
     runs: list[dict[str, Any]] = []
     query_info: dict[str, Any]
+    against: Path | None = None
     try:
+        if args.against:
+            against = tmp / "against"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q",
+                            str(against), args.against], check=True)
         if args.query_file:
             qfile = args.query_file.resolve()
             query_info = {"file": str(qfile), "lines": sum(1 for _ in qfile.open())}
@@ -349,53 +404,67 @@ def main() -> int:
         routed_file = tmp / "routed.txt"
         routed_file.write_text("www.example.com A\n")
         short = max(2, args.seconds // 2)
-        # (target, run, seconds, query file, dnsperf args)
-        plan: list[tuple[str, str, int, Path, list[str]]] = []
+        ecs = ["-E", f"8:{ECS_OPTION_HEX}"]
+        geostream_runs: list[tuple[str, int, Path, list[str]]] = [
+            ("max", args.seconds, qfile, ["-q", "200"]),
+            ("static", args.seconds, static_file, ["-q", "200"]),
+            ("rate", args.seconds, qfile, ["-Q", str(args.rate), "-q", "1000"]),
+            ("max+edns", short, qfile, ["-q", "200", "-e"]),
+            ("static+ecs", short, static_file, ["-q", "200", *ecs]),
+            ("routed", short, routed_file, ["-q", "200"]),
+            ("routed+ecs", short, routed_file, ["-q", "200", *ecs]),
+        ]
+        targets: dict[str, list[str]] = {}
         if args.only in (None, "geostream"):
-            plan += [("geostream", "max", args.seconds, qfile, ["-q", "200"]),
-                     ("geostream", "static", args.seconds, static_file, ["-q", "200"]),
-                     ("geostream", "rate", args.seconds, qfile,
-                      ["-Q", str(args.rate), "-q", "1000"]),
-                     ("geostream", "max+edns", short, qfile, ["-q", "200", "-e"]),
-                     ("geostream", "routed+ecs", short, routed_file,
-                      ["-q", "200", "-E", f"8:{ECS_OPTION_HEX}"])]
-        if args.only in (None, "dnslib"):
-            plan += [("dnslib", "max", args.seconds, qfile, ["-q", "200"]),
-                     ("dnslib", "static", args.seconds, static_file, ["-q", "200"])]
-
-        for target in dict.fromkeys(t for t, *_ in plan):
-            port = free_port()
-            if target == "geostream":
-                hport = free_port({port})
-                state = tmp / "state"
-                state.mkdir(exist_ok=True)
-                cmd = [args.server_bin, "serve", "--zones", "zones/",
-                       "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{hport}",
-                       "--state-dir", str(state), *shlex.split(args.extra_server_args)]
-                ready_url: str | None = f"http://127.0.0.1:{hport}/ready"
-            else:
-                cmd = [python, str(ROOT / "scripts" / "dnslib_baseline.py"), "--port", str(port)]
-                ready_url = None
-            server: Server | None = None
-            try:
-                server = Server(target, pin(1, cmd, pinned), tmp / f"{target}.log")
+            state = tmp / "state"
+            targets["geostream"] = [args.server_bin, "serve", "--state-dir", str(state)]
+            if against is not None:
+                targets[f"geostream@{args.against}"] = [
+                    python, "-m", "geostream_dns.cli.main", "serve",
+                    "--state-dir", str(tmp / "state-against")]
+        servers: dict[str, tuple[Server, int]] = {}
+        try:
+            for target, base in targets.items():
+                port, hport = free_port(), free_port()
+                cmd = [*base, "--zones", str(ROOT / "zones"), "--listen", f"127.0.0.1:{port}",
+                       "--http", f"127.0.0.1:{hport}", *shlex.split(args.extra_server_args)]
+                env = None
+                if target != "geostream":  # the older revision's package, this venv
+                    env = dict(os.environ, PYTHONPATH=str(against))
+                server = Server(target, pin(1, cmd, pinned), tmp / f"{target}.log", env,
+                                cwd=against if target != "geostream" else ROOT)
                 print(f"bench: started {target} pid {server.pid}: {' '.join(server.cmd)}",
                       flush=True)
-                server.wait_ready(port, ready_url, args.ready_timeout)
-                for t, label, secs, query_file, extra in plan:
-                    if t == target:
-                        runs.append(run_dnsperf(server, port, query_file, secs, pinned=pinned,
-                                                label=label, target=target, extra=extra))
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"bench: {target}: {exc}", file=sys.stderr, flush=True)
-                for t, label, *_ in plan:
-                    if t == target and not any(r["target"] == t and r["run"] == label
-                                               for r in runs):
-                        runs.append({"target": t, "run": label, "error": str(exc)})
-            finally:
-                if server is not None:
-                    server.stop()
+                servers[target] = (server, port)
+                server.wait_ready(port, f"http://127.0.0.1:{hport}/ready", args.ready_timeout)
+            rounds: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for _ in range(max(1, args.repeat)):
+                for label, secs, query_file, extra in geostream_runs:
+                    for target, (server, port) in servers.items():
+                        try:
+                            rounds.setdefault((target, label), []).append(run_dnsperf(
+                                server, port, query_file, secs, pinned=pinned, label=label,
+                                target=target, extra=extra))
+                        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                            print(f"bench: {target}: {exc}", file=sys.stderr, flush=True)
+                            rounds.setdefault((target, label), []).append(
+                                {"target": target, "run": label, "error": str(exc)})
+            runs.extend(median_run(results) for results in rounds.values())
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"bench: {exc}", file=sys.stderr, flush=True)
+            for target in targets:
+                for label, *_ in geostream_runs:
+                    if not any(r["target"] == target and r["run"] == label for r in runs):
+                        runs.append({"target": target, "run": label, "error": str(exc)})
+        finally:
+            for server, _port in servers.values():
+                server.stop()
+        if args.only in (None, "dnslib"):
+            runs.extend(bench_dnslib(python, tmp, qfile, static_file, args, pinned))
     finally:
+        if against is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(against)], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def qps(target: str, run: str = "max") -> float | None:
@@ -404,12 +473,25 @@ def main() -> int:
                 return float(r["qps"])
         return None
 
+    def share(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
     g, d = qps("geostream"), qps("dnslib")
-    ratio = g / d if g and d else None
+    ratio = share(g, d)
     gs, ds = qps("geostream", "static"), qps("dnslib", "static")
-    static_ratio = gs / ds if gs and ds else None
+    static_ratio = share(gs, ds)
     routed = qps("geostream", "routed+ecs")
-    routed_share = routed / gs if routed and gs else None
+    routed_share = share(routed, gs)
+    shares = {
+        "routed+ecs / static": routed_share,
+        "routed / static": share(qps("geostream", "routed"), gs),
+        "routed+ecs / static+ecs": share(routed, qps("geostream", "static+ecs")),
+    }
+    before: dict[str, float | None] = {}
+    if args.against:
+        old = f"geostream@{args.against}"
+        before = {label: share(qps("geostream", label), qps(old, label))
+                  for label, *_ in geostream_runs}
 
     print()
     print(fmt_table(runs))
@@ -417,8 +499,12 @@ def main() -> int:
         print(f"\nmix:    GeoStream {g:.0f} qps / dnslib {d:.0f} qps = {ratio:.2f}x")
     if gs is not None and ds is not None and static_ratio is not None:
         print(f"static: GeoStream {gs:.0f} qps / dnslib {ds:.0f} qps = {static_ratio:.2f}x")
-    if routed is not None and gs is not None and routed_share is not None:
-        print(f"routed+ECS {routed:.0f} qps / static {gs:.0f} qps = {routed_share:.0%}")
+    for label, value in shares.items():
+        if value is not None:
+            print(f"{label}: {value:.1%}")
+    for label, value in before.items():
+        if value is not None:
+            print(f"{label}: this tree / {args.against} = {value:.1%}")
 
     result = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -432,6 +518,10 @@ def main() -> int:
         "ratio_geostream_over_dnslib": ratio,
         "ratio_static_geostream_over_dnslib": static_ratio,
         "routed_ecs_over_static": routed_share,
+        "shares": shares,
+        "against": args.against,
+        "this_tree_over_against": before,
+        "repeat": args.repeat,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

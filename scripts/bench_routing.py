@@ -31,8 +31,8 @@ from geostream_dns.adapters.geoip import open_reader, raw_lookup  # noqa: E402
 from geostream_dns.config.loader import load_zones_dir  # noqa: E402
 from geostream_dns.core.build import build_snapshot  # noqa: E402
 from geostream_dns.core.geo import GeoLocator  # noqa: E402
-from geostream_dns.core.resolve import Resolver  # noqa: E402
-from geostream_dns.core.route.engine import RouteLayer, router_factory  # noqa: E402
+from geostream_dns.core.resolve import resolve  # noqa: E402
+from geostream_dns.core.world import World  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -69,22 +69,21 @@ def main() -> int:
     if problems:
         print("\n".join(map(str, problems)), file=sys.stderr)
         return 1
-    snapshot = build_snapshot(zones, 1, router_factory)
+    snapshot = build_snapshot(zones, 1)
     reader = open_reader(args.geoip)
-    layer = RouteLayer(GeoLocator(raw_lookup(reader)), rng=random.Random(1))
-    resolver = Resolver(snapshot, route=layer)
+    geo = GeoLocator(raw_lookup(reader))
+    world = World.create(snapshot, geo=geo, rng=random.Random(1))
     rng = random.Random(42)
     queries = random_queries(args.queries, rng)
-    resolve = resolver.resolve
     started = time.perf_counter()
     for q in queries:
-        resolve(q, "127.0.0.1")
+        resolve(q, "127.0.0.1", world)
     miss_us = (time.perf_counter() - started) / len(queries) * 1e6
     repeat = queries[0]
-    resolve(repeat, "127.0.0.1")
+    resolve(repeat, "127.0.0.1", world)
     started = time.perf_counter()
     for _ in range(len(queries)):
-        resolve(repeat, "127.0.0.1")
+        resolve(repeat, "127.0.0.1", world)
     hit_us = (time.perf_counter() - started) / len(queries) * 1e6
     result: dict[str, object] = {
         "miss_path_us_per_query": round(miss_us, 2),
@@ -93,7 +92,7 @@ def main() -> int:
     }
     if args.memo:
         before = rss_mib()
-        locate = layer.geo.locate
+        locate = geo.locate
         started = time.perf_counter()
         for i in range(args.memo):
             if i % 2:
@@ -103,8 +102,8 @@ def main() -> int:
                        + bytes(10))
         result.update({
             "memo_subnets": args.memo,
-            "memo_entries": len(layer.geo),
-            "memo_limit": layer.geo.limit,
+            "memo_entries": len(geo),
+            "memo_limit": geo.limit,
             "memo_fill_us_per_subnet": round((time.perf_counter() - started) / args.memo * 1e6, 2),
             "rss_before_mib": round(before, 1),
             "rss_after_mib": round(rss_mib(), 1),

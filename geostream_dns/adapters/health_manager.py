@@ -2,9 +2,8 @@
 
 Routing reads one immutable `HealthView`; this manager builds a new one (next
 generation) whenever the prober reports a transition or an operator drains or
-undrains a region, and hands it to the route layer. Routers and the
-selection memo key their caches on the view, so the very next query sees the
-change: nothing waits for a TTL.
+undrains a region, and hands it to `on_view` (the App publishes a new world
+with it), so the very next query sees the change: nothing waits for a TTL.
 
 It is the seam other health sources feed: in production a Redis quorum
 source can call `set_down()` just as the local prober does.
@@ -16,15 +15,14 @@ import asyncio
 import json
 import pathlib
 import time
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
-from geostream_dns.adapters.drain import DatabaseDrains, DrainFile
 from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.adapters.prober import LoopLagMonitor, Prober
+from geostream_dns.adapters.stores import DrainStore
 from geostream_dns.core.health import HealthKey, HealthView
-from geostream_dns.core.route.engine import RouteLayer
 from geostream_dns.core.snapshot import Snapshot
 
 log = structlog.get_logger("geostream.health")
@@ -61,36 +59,24 @@ class DownSetFile:
 
 
 class HealthManager:
-    def __init__(self, route: RouteLayer, drain_store: Any, probe: bool = True,
-                 shared: DownSetFile | None = None) -> None:
+    def __init__(self, on_view: Callable[[HealthView], None], drain_store: DrainStore,
+                 probe: bool = True, shared: DownSetFile | None = None) -> None:
         """`probe`: run the prober here; `shared`: with `--workers`, the down-set
         file the probing worker writes (probe=True) or the others read."""
-        self.route = route
+        self.on_view = on_view
         self.drain_store = drain_store
         self.shared = shared
         self.drained: frozenset[str] = drain_store.load()
         self.drained_since: dict[str, float] = {r: time.time() for r in self.drained}
         self.down: frozenset[HealthKey] = frozenset()
         self.generation = 0
+        self.view = HealthView()
         self.prober = Prober(self.set_down) if probe else None
         self.lag = LoopLagMonitor()
         # Serializes drain read-modify-write cycles (API writes, refreshes from
         # the store): each computes its new set from the last one applied.
         self.drain_lock = asyncio.Lock()
         self._publish()
-
-    @classmethod
-    def embedded(cls, route: RouteLayer, state_dir: Any, probe: bool = True,
-                 shared: DownSetFile | None = None) -> HealthManager:
-        return cls(route, DrainFile(state_dir), probe, shared)
-
-    @classmethod
-    def for_store(cls, route: RouteLayer, store: Any, state_dir: Any, probe: bool = True,
-                  shared: DownSetFile | None = None) -> HealthManager:
-        """Drains in PostgreSQL when the config store is PostgreSQL, else in a file."""
-        if hasattr(store, "drained_regions"):
-            return cls(route, DatabaseDrains(store, DrainFile(state_dir)), probe, shared)
-        return cls.embedded(route, state_dir, probe, shared)
 
     def follow_shared(self) -> None:
         """A worker that does not probe: take the probing worker's down-set."""
@@ -175,4 +161,5 @@ class HealthManager:
 
     def _publish(self) -> None:
         self.generation += 1
-        self.route.health = HealthView(self.generation, self.down, self.drained)
+        self.view = HealthView(self.generation, self.down, self.drained)
+        self.on_view(self.view)

@@ -19,7 +19,7 @@ one label set; their counts are summed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dns.rcode
 import dns.rdatatype
@@ -33,6 +33,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.utils import floatToGoString
 
 from geostream_dns.adapters.stats import LATENCY_BUCKETS
+from geostream_dns.core.outcome import COMPUTED, DROPPED, NONE, ROUTED, Outcome
 
 if TYPE_CHECKING:
     from geostream_dns.app import App
@@ -62,9 +63,9 @@ RCODE_LABELS[0xFF] = "DROPPED"
 OTHER = "OTHER"
 
 
-def query_labels(key: int) -> tuple[str, str]:
-    """A `QueryStats.counts` key (``qtype << 8 | rcode & 0xFF``) -> (qtype, rcode) labels."""
-    return QTYPE_LABELS.get(key >> 8, OTHER), RCODE_LABELS.get(key & 0xFF, OTHER)
+def query_labels(qtype: int, rcode: int) -> tuple[str, str]:
+    """(qtype, rcode) labels; a dropped query (rcode -1) is "DROPPED"."""
+    return QTYPE_LABELS.get(qtype, OTHER), RCODE_LABELS.get(rcode & 0xFF, OTHER)
 
 
 def cumulative_buckets(per_bucket: Sequence[int],
@@ -82,19 +83,58 @@ def cumulative_buckets(per_bucket: Sequence[int],
 
 
 def query_metrics(app: App) -> Iterator[Metric]:
+    """Queries by transport, qtype and rcode; routing decisions and answer tiers, all
+    read from the outcomes the transports counted."""
     stats = app.stats
     queries = CounterMetricFamily(
         "geostream_dns_queries", "DNS queries answered (or dropped), by transport, "
         "query type and response code.", labels=["transport", "qtype", "rcode"])
-    for transport, counts in stats.counts.items():
-        summed: dict[tuple[str, str], int] = {}
-        # list(): the event loop may add keys while a threaded scrape reads.
-        for key, count in list(counts.items()):
-            labels = query_labels(key)
-            summed[labels] = summed.get(labels, 0) + count
-        for (qtype, rcode), count in sorted(summed.items()):
-            queries.add_metric([transport, qtype, rcode], count)
+    decisions = CounterMetricFamily(
+        "geostream_route_decisions", "Routed answers by zone and the pool that answered "
+        "(pool \"\" when the record's own values answered).", labels=["zone", "pool"])
+    by_query: dict[tuple[str, str, str], int] = {}
+    by_pool: dict[tuple[str, str], int] = {}
+    by_tier: dict[tuple[str, str], int] = {}
+    all_down = 0
+    for (transport, values), count in stats.fold().items():
+        outcome = Outcome(*values)  # type: ignore[arg-type]
+        labels = (transport, *query_labels(outcome.qtype, outcome.rcode))
+        by_query[labels] = by_query.get(labels, 0) + count
+        if outcome.path == DROPPED or outcome.tier == NONE:
+            continue
+        answer_tier = ("answer", "hit" if outcome.tier != COMPUTED else "miss")
+        by_tier[answer_tier] = by_tier.get(answer_tier, 0) + count
+        routed = outcome.rule is not None or outcome.path == ROUTED
+        if routed:
+            zone_pool = (outcome.zone, outcome.pool or "")
+            by_pool[zone_pool] = by_pool.get(zone_pool, 0) + count
+            selection = ("selection", "hit" if outcome.path == ROUTED else "miss")
+            by_tier[selection] = by_tier.get(selection, 0) + count
+        if outcome.failed_open:
+            all_down += count
+    for query_key, count in sorted(by_query.items()):
+        queries.add_metric(list(query_key), count)
     yield queries
+    for pool_key, count in sorted(by_pool.items()):
+        decisions.add_metric(list(pool_key), count)
+    yield decisions
+    yield CounterMetricFamily(
+        "geostream_route_all_down",
+        "Routed answers that failed open because every pool of the chain was down.",
+        value=all_down)
+    geo = app.world.geo
+    cache = CounterMetricFamily(
+        "geostream_cache_requests", "Look-ups in the in-process caches by tier and result: "
+        "answer (pre-rendered or memoized answers), selection (the per-client-network "
+        "routing memo), geoip (the per-network GeoIP memo).",
+        labels=["tier", "result"])
+    by_tier[("geoip", "hit")] = geo.hits
+    by_tier[("geoip", "miss")] = geo.misses
+    for tier_key, count in sorted(by_tier.items()):
+        cache.add_metric(list(tier_key), count)
+    yield cache
+    yield GaugeMetricFamily("geostream_geoip_memo_entries",
+                            "Client networks in the GeoIP memo.", value=len(geo))
 
     buckets = list(stats.latency_buckets)
     yield HistogramMetricFamily(
@@ -113,7 +153,7 @@ def query_metrics(app: App) -> Iterator[Metric]:
 
 
 def config_metrics(app: App) -> Iterator[Metric]:
-    snapshot = app.resolver.snapshot
+    snapshot = app.world.snapshot
     yield GaugeMetricFamily(
         "geostream_config_generation", "Generation of the configuration being served.",
         value=app.generation)
@@ -128,27 +168,6 @@ def config_metrics(app: App) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "geostream_ready", "1 once a configuration is loaded and answering, else 0.",
         value=1 if app.ready else 0)
-
-
-def route_metrics(app: App) -> Iterator[Metric]:
-    """Routing caches and fail-open answers (plain integers kept by the route layer)."""
-    route = app.route
-    geo = route.geo
-    cache = CounterMetricFamily(
-        "geostream_cache_requests", "Look-ups in the in-process caches by tier and result: "
-        "geoip (the per-network GeoIP memo), selection (the per-client-network routing memo).",
-        labels=["tier", "result"])
-    cache.add_metric(["geoip", "hit"], geo.hits)
-    cache.add_metric(["geoip", "miss"], geo.misses)
-    cache.add_metric(["selection", "hit"], route.counts["selection_hit"])
-    cache.add_metric(["selection", "miss"], route.counts["selection_miss"])
-    yield cache
-    yield GaugeMetricFamily("geostream_geoip_memo_entries",
-                            "Client networks in the GeoIP memo.", value=len(geo))
-    yield CounterMetricFamily(
-        "geostream_route_all_down",
-        "Routed answers that failed open because every pool of the chain was down.",
-        value=route.counts["all_down"])
 
 
 def health_metrics(app: App) -> Iterator[Metric]:
@@ -185,9 +204,7 @@ def health_metrics(app: App) -> Iterator[Metric]:
                             value=manager.generation)
     drained = GaugeMetricFamily("geostream_region_drained", "1 while a region is drained.",
                                 labels=["region"])
-    regions = {name for tree in app.resolver.snapshot.zones.values() if tree.spec is not None
-               for name in tree.spec.regions}
-    for region in sorted(regions | manager.drained):
+    for region in sorted(app.world.snapshot.regions | manager.drained):
         drained.add_metric([region], 1 if region in manager.drained else 0)
     yield drained
     yield GaugeMetricFamily("geostream_event_loop_lag_max_seconds",
@@ -197,23 +214,23 @@ def health_metrics(app: App) -> Iterator[Metric]:
 
 
 def store_metrics(app: App) -> Iterator[Metric]:
-    """The configuration store's link to PostgreSQL (production mode only)."""
-    store: Any = app.store
-    if not hasattr(store, "reachable"):
+    """The configuration store's link to its source (a remote store only)."""
+    status = app.store.status()
+    if status.reachable is None:
         return
     yield GaugeMetricFamily(
         "geostream_store_reachable",
         "1 while the configuration database (PostgreSQL) answers, else 0.",
-        value=1 if store.reachable else 0)
+        value=1 if status.reachable else 0)
     yield GaugeMetricFamily(
         "geostream_store_staleness_seconds",
         "Seconds since the database last confirmed the generation being served "
         "(grows while it is unreachable).",
-        value=store.staleness())
+        value=status.staleness_s or 0.0)
 
 
-DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, route_metrics,
-                                             health_metrics, store_metrics)
+DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,
+                                             store_metrics)
 
 
 class AppCollector:

@@ -36,6 +36,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from geostream_dns.adapters import zone_db
+from geostream_dns.adapters.drain import DatabaseDrains, DrainFile
 from geostream_dns.adapters.pg import (
     CONNECT_TIMEOUT,
     LIVE_LINK,
@@ -46,9 +47,9 @@ from geostream_dns.adapters.pg import (
     translated,
 )
 from geostream_dns.adapters.state_file import SAVE_DELAY, SavedSnapshot, SavedZone, StateFile
-from geostream_dns.adapters.stores import UNREACHABLE
+from geostream_dns.adapters.stores import UNREACHABLE, Capabilities, StoreStatus
 from geostream_dns.config.loader import load_zone_data
-from geostream_dns.config.model import Zone
+from geostream_dns.core.model import Zone
 from geostream_dns.errors import ConfigError, GeoStreamError, Problem, StoreUnavailable
 
 log = structlog.get_logger("geostream.store")
@@ -61,6 +62,9 @@ SOURCE = "postgres"
 
 class PostgresStore:
     """A ``Store`` (see ``adapters.stores``) over PostgreSQL."""
+
+    kind = "postgres"
+    capabilities = Capabilities(numbered=True, shared=True)
 
     def __init__(self, url: str, state_dir: Any, *, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -101,6 +105,14 @@ class PostgresStore:
         if self._outage is not None:
             problems.append(self._outage)
         return list(self._zones.values()), problems
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(loaded=self.loaded, generation=self.generation, source=self.source,
+                           reachable=self.reachable, staleness_s=self.staleness())
+
+    def drain_store(self, state_dir: Any) -> DatabaseDrains:
+        """Drains live in PostgreSQL, shared by every server, with a local copy."""
+        return DatabaseDrains(self, DrainFile(state_dir))
 
     def staleness(self) -> float:
         """Seconds since the database last confirmed the generation held (0 if it never did

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from geostream_dns.adapters.probes import probe, tls_context
-from geostream_dns.config.model import HealthCheck
 from geostream_dns.core.health import HealthKey, ProbeResult, TargetState, Transition
+from geostream_dns.core.model import HealthCheck
 from geostream_dns.core.snapshot import Snapshot
 
 log = structlog.get_logger("geostream.prober")
@@ -69,21 +69,7 @@ class Target:
 
 def targets_of(snapshot: Snapshot) -> dict[HealthKey, Target]:
     """Every distinct (zone, check, value) that a routed record asks to check."""
-    out: dict[HealthKey, Target] = {}
-    for tree in snapshot.zones.values():
-        zone = tree.spec
-        if zone is None:
-            continue
-        for rs in zone.rrsets:
-            if rs.routing is None:
-                continue
-            for pool in rs.routing.pools.values():
-                for value in pool.values:
-                    if value.healthcheck is None:
-                        continue
-                    key = (zone.origin, value.healthcheck, value.rdata.to_text())
-                    out[key] = Target(key, zone.healthchecks[value.healthcheck])
-    return out
+    return {key: Target(key, check) for key, check in snapshot.health_targets.items()}
 
 
 @dataclass

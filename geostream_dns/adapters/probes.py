@@ -13,8 +13,8 @@ import asyncio
 import ssl
 import time
 
-from geostream_dns.config.model import HealthCheck
 from geostream_dns.core.health import ProbeResult
+from geostream_dns.core.model import HealthCheck
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024

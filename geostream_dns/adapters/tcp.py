@@ -22,7 +22,8 @@ import structlog
 
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats
-from geostream_dns.core.resolve import Resolver, server_failure
+from geostream_dns.core.resolve import resolve, server_failure
+from geostream_dns.core.world import WorldRef
 
 log = structlog.get_logger("geostream.tcp")
 
@@ -85,7 +86,7 @@ class TcpConnection(asyncio.Protocol):
             self.last_activity = asyncio.get_running_loop().time()
             start = perf_counter_ns()
             try:
-                response, qtype, rcode = server.resolver.resolve(message, self.peer, True)
+                response, outcome = resolve(message, self.peer, server.worlds.world, True)
             except Exception:  # noqa: BLE001 - a bad message must never stop the server
                 server.stats.errors += 1
                 log.exception("query.failed", transport="tcp")
@@ -98,7 +99,7 @@ class TcpConnection(asyncio.Protocol):
             if len(response) > 0xFFFF:  # cannot be framed: say so rather than hang up
                 response = server_failure(message)
             self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
-            server.stats.record(server.counts, qtype, rcode, perf_counter_ns() - start)
+            server.stats.record(server.counts, outcome, perf_counter_ns() - start)
 
     def pause_writing(self) -> None:
         # Stop answering (and reading) until the peer drains our replies, so a
@@ -115,10 +116,10 @@ class TcpConnection(asyncio.Protocol):
 
 
 class TcpServer:
-    def __init__(self, resolver: Resolver, stats: QueryStats,
+    def __init__(self, worlds: WorldRef, stats: QueryStats,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS) -> None:
-        self.resolver = resolver
+        self.worlds = worlds
         self.stats = stats
         self.counts = stats.counts["tcp"]
         self.idle_timeout = idle_timeout

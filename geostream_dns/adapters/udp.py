@@ -1,4 +1,4 @@
-"""The UDP transport: datagrams in, `Resolver.resolve`, datagrams out."""
+"""The UDP transport: datagrams in, `resolve`, datagrams out."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from typing import Any
 import structlog
 
 from geostream_dns.adapters.sockets import bind_socket
-from geostream_dns.adapters.stats import _BOUNDS_NS, QueryStats
-from geostream_dns.core.resolve import Resolver
+from geostream_dns.adapters.stats import BOUNDS_NS, QueryStats
+from geostream_dns.core.resolve import resolve
+from geostream_dns.core.world import WorldRef
 
 log = structlog.get_logger("geostream.udp")
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, resolver: Resolver, stats: QueryStats) -> None:
-        self.resolver = resolver
+    def __init__(self, worlds: WorldRef, stats: QueryStats) -> None:
+        self.worlds = worlds
         self.stats = stats
         self.counts = stats.counts["udp"]
         self.transport: asyncio.DatagramTransport | None = None
@@ -30,7 +31,7 @@ class UdpServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         start = perf_counter_ns()
         try:
-            response, qtype, rcode = self.resolver.resolve(data, addr[0], False)
+            response, outcome = resolve(data, addr[0], self.worlds.world)
         except Exception:  # noqa: BLE001 - a bad packet must never stop the server
             self.stats.errors += 1
             log.exception("query.failed", transport="udp")
@@ -40,22 +41,21 @@ class UdpServer(asyncio.DatagramProtocol):
         # QueryStats.record, inlined: a method call here costs every query.
         elapsed = perf_counter_ns() - start
         stats = self.stats
-        stats.latency_buckets[bisect_left(_BOUNDS_NS, elapsed)] += 1
+        stats.latency_buckets[bisect_left(BOUNDS_NS, elapsed)] += 1
         stats.latency_sum_ns += elapsed
-        key = qtype << 8 | (rcode & 0xFF)
         counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
+        counts[outcome] = counts.get(outcome, 0) + 1
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for replies to vanished clients: nothing to do.
         pass
 
 
-async def start_udp(resolver: Resolver, stats: QueryStats, host: str, port: int,
+async def start_udp(worlds: WorldRef, stats: QueryStats, host: str, port: int,
                     reuse_port: bool = False) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(resolver, stats),
+        lambda: UdpServer(worlds, stats),
         sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     )
     return transport

@@ -12,16 +12,21 @@ kept in `--state-dir/serials.json`.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
+import threading
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
+from geostream_dns.adapters.drain import DrainFile
 from geostream_dns.adapters.files import atomic_write_text
+from geostream_dns.adapters.stores import Capabilities, StoreStatus
+from geostream_dns.config.folder import ZONE_SUFFIXES, file_name, zone_files
 from geostream_dns.config.loader import load_zone_file
-from geostream_dns.config.model import Zone
-from geostream_dns.errors import ConfigError, Problem
+from geostream_dns.core.model import Zone
+from geostream_dns.errors import ConfigError, Problem, WriteRefused
 
-SUFFIXES = (".yaml", ".yml")
+if TYPE_CHECKING:
+    from geostream_dns.config.plan import Plan
 
 
 @dataclass
@@ -32,12 +37,17 @@ class _FileState:
 
 
 class ZonesFolder:
-    generation: int | None = None  # folders do not number their changes
+    """A `Store` (see ``adapters.stores``) over zone files."""
+
+    kind = "folder"
+    capabilities = Capabilities(numbered=False, shared=False)
 
     def __init__(self, paths: tuple[pathlib.Path, ...],
                  state_dir: pathlib.Path | None = None) -> None:
         self.paths = paths
         self.files: dict[pathlib.Path, _FileState] = {}
+        # poll() runs in the reload thread, write_zone() in an API thread
+        self._lock = threading.Lock()
         # origin -> (serial, (mtime_ns, size) of the file it was given for); kept
         # in the state dir so a restart never hands out a smaller serial
         self.serial_file = state_dir / "serials.json" if state_dir is not None else None
@@ -45,25 +55,20 @@ class ZonesFolder:
 
     def _scan(self) -> dict[pathlib.Path, tuple[int, int, int, int]]:
         found: dict[pathlib.Path, tuple[int, int, int, int]] = {}
-        for root in self.paths:
-            if root.is_file():
-                candidates = [root]
-            else:
-                try:
-                    candidates = [pathlib.Path(e.path) for e in os.scandir(root)
-                                  if e.name.endswith(SUFFIXES) and not e.name.startswith(".")]
-                except FileNotFoundError:
-                    continue
-            for path in candidates:
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                found[path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        for path in zone_files(self.paths)[0]:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            found[path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         return found
 
     def poll(self) -> tuple[bool, list[Problem]]:
         """Reload what changed. Returns (zones changed?, problems of the changed files)."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> tuple[bool, list[Problem]]:
         found = self._scan()
         changed = False
         problems: list[Problem] = []
@@ -125,6 +130,10 @@ class ZonesFolder:
 
     def zones(self) -> tuple[list[Zone], list[Problem]]:
         """The current zones (one per origin, first file wins) and standing problems."""
+        with self._lock:
+            return self._zones()
+
+    def _zones(self) -> tuple[list[Zone], list[Problem]]:
         zones: dict[str, Zone] = {}
         problems: list[Problem] = []
         for path, state in sorted(self.files.items()):
@@ -138,3 +147,39 @@ class ZonesFolder:
                 continue
             zones[state.zone.origin] = state.zone
         return list(zones.values()), problems
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(loaded=True, generation=None, source="folder")
+
+    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
+        """Write the zone's file atomically (or remove it): the file the zone came
+        from, else ``<first zones folder>/<zone>.yaml``. The next poll loads it."""
+        from geostream_dns.config.document import document_yaml, zone_document
+        from geostream_dns.config.plan import plan_targets
+
+        with self._lock:
+            served = {z.origin: z for z in self._zones()[0]}
+        zone = served.get(origin)
+        current = {origin: zone_document(zone)} if zone is not None else {}
+        plan = plan_targets(current, {origin: document}, 0)
+        if plan.empty:
+            return plan, None
+        source = pathlib.Path(zone.source) if zone is not None else None
+        if document is None:
+            if source is not None:
+                source.unlink(missing_ok=True)
+            return plan, None
+        if source is None or not source.name.endswith(ZONE_SUFFIXES):
+            folders = [p for p in self.paths if p.is_dir()]
+            if not folders:
+                raise WriteRefused("no zones folder to write into: the server was started "
+                                   "with zone files, not a folder")
+            source = folders[0] / file_name(origin)
+        atomic_write_text(source, document_yaml(document), mode=0o644)
+        return plan, None
+
+    def drain_store(self, state_dir: pathlib.Path) -> DrainFile:
+        return DrainFile(state_dir)
+
+    def close(self) -> None:
+        pass

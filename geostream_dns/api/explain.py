@@ -19,7 +19,7 @@ async def get_explain(request: Request) -> Response:
 
     app = request.app
     try:
-        result = explain(app.route, app.resolver.snapshot, arg("name") or "",
+        result = explain(app.world, arg("name") or "",
                          arg("type") or "", arg("client") or "", arg("ecs", required=False))
     except ExplainError as exc:
         raise HttpError(400, str(exc)) from None

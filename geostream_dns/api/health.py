@@ -51,12 +51,11 @@ async def get_health(request: Request) -> Response:
 def regions_of(app: Any) -> dict[str, dict[str, Any]]:
     """Every region named in a served zone: name -> {zones, lat, lon}."""
     out: dict[str, dict[str, Any]] = {}
-    for tree in app.resolver.snapshot.zones.values():
-        if tree.spec is None:
-            continue
-        for name, region in tree.spec.regions.items():
+    for tree in app.world.snapshot.zones.values():
+        zone = tree.model
+        for name, region in zone.regions.items():
             entry = out.setdefault(name, {"zones": [], "lat": region.lat, "lon": region.lon})
-            entry["zones"].append(tree.spec.origin)
+            entry["zones"].append(zone.origin)
     return out
 
 

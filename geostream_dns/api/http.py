@@ -294,14 +294,14 @@ def default_router(registry: CollectorRegistry) -> Router:
 
     async def ready(request: Request) -> Response:
         app = request.app
-        store: Any = app.store
+        status = app.store.status()
         extra: dict[str, Any] = {}
         if app.problems:  # zone files that fail validation (their last good version serves)
             extra["zone_problems"] = [str(p) for p in app.problems]
-        if hasattr(store, "reachable"):  # production mode: how current the snapshot is
-            extra.update(database_reachable=store.reachable,
-                         staleness_seconds=round(store.staleness(), 3),
-                         store_generation=store.generation, source=store.source)
+        if status.reachable is not None:  # a remote store: how current the snapshot is
+            extra.update(database_reachable=status.reachable,
+                         staleness_seconds=round(status.staleness_s or 0.0, 3),
+                         store_generation=status.generation, source=status.source)
         if app.ready:
             return json_response({"status": "ready", "generation": app.generation, **extra})
         return json_response({"status": "starting", **extra}, 503)

@@ -9,6 +9,8 @@ A zone is read and written in the SPEC §3 shape (JSON, or YAML with
 * embedded mode writes the zone file atomically in the zones folder (the file
   the zone came from, or `<zones>/<zone>.yaml`) and reloads at once.
 
+Both are the store's `write_zone`; this module only validates and answers.
+
 Either way the answer holds the plan (one line per change), its summary and
 the generation now served.
 """
@@ -17,19 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import pathlib
 from typing import Any
 
 import dns.exception
 import dns.name
 
-from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
-from geostream_dns.config.document import Document, document_yaml, file_name, zone_document
+from geostream_dns.config.document import Document, document_yaml, zone_document
+from geostream_dns.config.folder import file_name
 from geostream_dns.config.loader import load_zone_data, load_zone_text
-from geostream_dns.config.plan import Plan, plan_targets
+from geostream_dns.config.plan import Plan
 from geostream_dns.core.snapshot import ZoneTree
-from geostream_dns.errors import ConfigError, StoreUnavailable
+from geostream_dns.errors import ConfigError, StoreUnavailable, WriteRefused
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
@@ -43,17 +44,13 @@ def _origin(request: Request) -> str:
 
 
 def _served(request: Request, origin: str) -> ZoneTree | None:
-    return request.app.resolver.snapshot.zones.get(dns.name.from_text(origin))
-
-
-def _serial(tree: ZoneTree) -> int:
-    return int(tree.soa.rdatas[0].serial)  # type: ignore[attr-defined]
+    return request.app.world.snapshot.zones.get(dns.name.from_text(origin))
 
 
 async def list_zones(request: Request) -> Response:
-    zones = request.app.resolver.snapshot.zones
+    zones = request.app.world.snapshot.zones
     return json_response({"zones": [
-        {"zone": tree.origin.to_text(), "serial": _serial(tree),
+        {"zone": tree.origin.to_text(), "serial": tree.serial,
          "record_sets": sum(len(node) for node in tree.nodes.values())}
         for _, tree in sorted(zones.items())]})
 
@@ -61,10 +58,10 @@ async def list_zones(request: Request) -> Response:
 async def get_zone(request: Request) -> Response:
     origin = _origin(request)
     tree = _served(request, origin)
-    if tree is None or tree.spec is None:
+    if tree is None:
         raise HttpError(404, "zone not hosted", [origin])
-    doc = zone_document(tree.spec)
-    headers = {"X-Zone-Serial": str(_serial(tree))}
+    doc = zone_document(tree.model)
+    headers = {"X-Zone-Serial": str(tree.serial)}
     if request.query.get("format", [""])[0] == "yaml":
         return Response(200, document_yaml(doc).encode(), "application/yaml; charset=utf-8",
                         headers)
@@ -109,28 +106,27 @@ async def put_zone(request: Request) -> Response:
 
 async def delete_zone(request: Request) -> Response:
     origin = _origin(request)
-    if _served(request, origin) is None and not hasattr(request.app.store, "write_zone"):
-        raise HttpError(404, "zone not hosted", [origin])
     return await _write(request, origin, None)
 
 
 async def _write(request: Request, origin: str, doc: Document | None) -> Response:
     app = request.app
+    store = app.store
     author = request.client or "api"
     try:
-        if hasattr(app.store, "write_zone"):
-            plan, generation = await asyncio.to_thread(app.store.write_zone, origin, doc, author)
-            if doc is None and plan.empty:
-                raise HttpError(404, "zone not hosted", [origin])
-            if not plan.empty:
-                await _caught_up(app, generation)
-            return _answer(plan, generation if not plan.empty else app.generation)
-        plan = _folder_write(request, origin, doc)
+        plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author)
     except StoreUnavailable as exc:
         raise HttpError(503, "cannot write the zone: the database is unreachable",
                         [str(exc)]) from None
+    except WriteRefused as exc:
+        raise HttpError(409, str(exc)) from None
+    if doc is None and plan.empty:
+        raise HttpError(404, "zone not hosted", [origin])
     if not plan.empty:
-        await app.reload()
+        if generation is not None:
+            await _caught_up(app, generation)
+        else:
+            await app.reload()
     return _answer(plan, app.generation)
 
 
@@ -143,29 +139,6 @@ async def _caught_up(app: Any, generation: int, timeout: float = 2.0) -> None:
         await app.reload()
         if app.generation < generation:
             await asyncio.sleep(0.02)
-
-
-def _folder_write(request: Request, origin: str, doc: Document | None) -> Plan:
-    """Embedded mode: write or remove the zone's file in the zones folder."""
-    app = request.app
-    tree = _served(request, origin)
-    current = {origin: zone_document(tree.spec)} if tree is not None and tree.spec else {}
-    plan = plan_targets(current, {origin: doc}, app.generation)
-    if plan.empty:
-        return plan
-    source = pathlib.Path(tree.spec.source) if tree is not None and tree.spec else None
-    if doc is None:
-        if source is not None:
-            source.unlink(missing_ok=True)
-        return plan
-    if source is None or not source.name.endswith((".yaml", ".yml")):
-        folders = [p for p in app.settings.zones if p.is_dir()]
-        if not folders:
-            raise HttpError(409, "no zones folder to write into",
-                            ["the server was started with zone files, not a folder"])
-        source = folders[0] / file_name(origin)
-    atomic_write_text(source, document_yaml(doc), mode=0o644)
-    return plan
 
 
 def register(router: Router) -> None:

@@ -19,7 +19,7 @@ from geostream_dns.cli.database import (
     wanted_documents,
 )
 from geostream_dns.config.document import zone_document
-from geostream_dns.config.loader import ZONE_SUFFIXES
+from geostream_dns.config.folder import ZONE_SUFFIXES
 from geostream_dns.config.plan import current_documents
 from geostream_dns.errors import GeoStreamError
 

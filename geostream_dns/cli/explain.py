@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from geostream_dns.config.loader import load_zones_dir
     from geostream_dns.core.build import build_snapshot
     from geostream_dns.core.geo import GeoLocator
-    from geostream_dns.core.route.engine import RouteLayer, router_factory
     from geostream_dns.core.route.explain import ExplainError, explain, format_text
+    from geostream_dns.core.world import World
 
     zones_args = args.zones or os.environ.get("GEOSTREAM_ZONES", "zones").split()
     zones, problems = load_zones_dir([pathlib.Path(z) for z in zones_args])
@@ -42,10 +42,9 @@ def run(args: argparse.Namespace) -> int:
     except GeoIPError as exc:
         print(f"geostream-dns explain: {exc}", file=sys.stderr)
         return 2
-    layer = RouteLayer(GeoLocator(raw_lookup(reader)))
-    snapshot = build_snapshot(zones, 1, router_factory)
+    world = World.create(build_snapshot(zones, 1), geo=GeoLocator(raw_lookup(reader)))
     try:
-        result = explain(layer, snapshot, args.name, args.type, args.client, args.ecs)
+        result = explain(world, args.name, args.type, args.client, args.ecs)
     except ExplainError as exc:
         print(f"geostream-dns explain: {exc}", file=sys.stderr)
         return 2

@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from geostream_dns.adapters import zone_db
     from geostream_dns.adapters.migrations import check_schema
-    from geostream_dns.config.document import document_yaml, file_name, split_document
+    from geostream_dns.config.document import document_yaml, split_document
+    from geostream_dns.config.folder import file_name
 
     wanted = [zone_origin(z) for z in args.zone] if args.zone else None
     with open_database(args) as db, db.read_snapshot() as conn:

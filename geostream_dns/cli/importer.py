@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from geostream_dns.adapters.files import atomic_write_text
     from geostream_dns.config.convert import ConvertError, from_bind, from_octodns, from_route53
-    from geostream_dns.config.document import document_yaml, file_name, zone_document
+    from geostream_dns.config.document import document_yaml, zone_document
+    from geostream_dns.config.folder import file_name
     from geostream_dns.config.loader import load_zone_data
     from geostream_dns.errors import ConfigError
 

@@ -2,7 +2,7 @@
 
 How this works: a *zone document* is plain data (dicts, lists, strings,
 numbers) in exactly the shape a zone file has, written out from a validated
-:class:`~geostream_dns.config.model.Zone`, never copied from what an operator
+:class:`~geostream_dns.core.model.Zone`, never copied from what an operator
 typed. So two files that mean the same thing (``value:`` or ``values: [..]``,
 ``'@'`` or ``''``, ``5s`` or ``5``, keys in any order) give equal documents,
 and ``load_zone_data(zone_document(z))`` gives back a zone whose document is
@@ -30,7 +30,15 @@ from typing import Any
 import dns.rdata
 import yaml
 
-from geostream_dns.config.model import HealthCheck, Routing, Rule, Zone
+from geostream_dns.core.model import (
+    GeosRule,
+    HealthCheck,
+    NearestRule,
+    Routing,
+    Rule,
+    SubnetsRule,
+    Zone,
+)
 
 APEX = "@"
 SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks")
@@ -121,11 +129,6 @@ def document_yaml(doc: Document) -> str:
     text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                           default_flow_style=False, width=100)
     return text
-
-
-def file_name(origin: str) -> str:
-    """The zone file name of a zone: ``example.com.`` -> ``example.com.yaml``."""
-    return origin.rstrip(".") + ".yaml"
 
 
 def owner_label(name: str, origin: str) -> str:
@@ -221,12 +224,12 @@ def _routing(routing: Routing) -> Document:
 
 
 def _rule(rule: Rule) -> Document:
-    if rule.geos:
+    if isinstance(rule, GeosRule):
         return {"geos": list(rule.geos), "pool": rule.pool}
-    if rule.subnets:
+    if isinstance(rule, SubnetsRule):
         return {"subnets": [str(net) for net in rule.subnets], "pool": rule.pool}
-    if rule.nearest:
-        out: Document = {"nearest": list(rule.nearest)}
+    if isinstance(rule, NearestRule):
+        out: Document = {"nearest": list(rule.pools)}
         if rule.bias:
             out["bias"] = {name: _number(km) for name, km in sorted(rule.bias)}
         return out

@@ -1,4 +1,4 @@
-"""Zone files -> validated :class:`~geostream_dns.config.model.Zone` objects.
+"""Zone files -> validated :class:`~geostream_dns.core.model.Zone` objects.
 
 Validation never stops at the first problem: every reader records what is
 wrong with its part, with the line it was written on and its dotted path, and
@@ -34,12 +34,12 @@ from geostream_dns.config.fields import (
     join,
     label_problem,
 )
-from geostream_dns.config.model import HealthCheck, Region, Soa, Zone
+from geostream_dns.config.folder import ZONE_SUFFIXES, zone_files
 from geostream_dns.config.records_spec import check_zone_shape, parse_records
 from geostream_dns.config.yamlpos import PosDict, load, positioned
+from geostream_dns.core.model import HealthCheck, Region, Soa, Zone
 from geostream_dns.errors import ConfigError, Problem
 
-ZONE_SUFFIXES = (".yaml", ".yml")
 TOP_KEYS = ("zone", "ttl", "soa", "nameservers", "regions", "healthchecks", "records")
 SOA_KEYS = ("primary", "email", "refresh", "retry", "expire", "negative_ttl")
 CHECK_KEYS = (
@@ -105,16 +105,9 @@ def load_zones_dir(paths: Iterable[pathlib.Path]) -> tuple[list[Zone], list[Prob
     """
     zones: list[Zone] = []
     problems: list[Problem] = []
-    files: list[pathlib.Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.suffix in ZONE_SUFFIXES and p.is_file())
-            )
-        elif path.exists():
-            files.append(path)
-        else:
-            problems.append(Problem(str(path), 1, DOC, "no such file or directory"))
+    files, missing = zone_files(paths)
+    for path in missing:
+        problems.append(Problem(str(path), 1, DOC, "no such file or directory"))
     seen_files: set[pathlib.Path] = set()
     origins: dict[str, str] = {}
     for file in files:

@@ -34,10 +34,10 @@ from geostream_dns.config.fields import (
     join,
     label_problem,
 )
-from geostream_dns.config.model import RECORD_TYPES, ROUTABLE_TYPES, RecordSet, Region, Routing
 from geostream_dns.config.routing_spec import parse_routing
 from geostream_dns.config.values import build_rdata
 from geostream_dns.config.yamlpos import PosDict, PosList
+from geostream_dns.core.model import RECORD_TYPES, ROUTABLE_TYPES, RecordSet, Region, Routing
 
 RECORD_KEYS = ("type", "ttl", "value", "values", "routing")
 GLUE_TYPES = ("A", "AAAA")

@@ -26,9 +26,20 @@ from geostream_dns.config.fields import (
     index,
     join,
 )
-from geostream_dns.config.model import IPNetwork, Pool, PoolValue, Region, Routing, Rule
 from geostream_dns.config.values import build_rdata
 from geostream_dns.config.yamlpos import PosDict
+from geostream_dns.core.model import (
+    CatchAllRule,
+    GeosRule,
+    IPNetwork,
+    NearestRule,
+    Pool,
+    PoolValue,
+    Region,
+    Routing,
+    Rule,
+    SubnetsRule,
+)
 
 CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 _GEO = re.compile(r"^([A-Z]{2})(?:-([A-Z]{2})(?:-([A-Z0-9]{1,3}))?)?$")
@@ -282,7 +293,14 @@ def _rule(
             bias = _bias(ck, m, path, [n for n in listed if isinstance(n, str)])
     if len(ck.problems) != before:
         return None
-    return Rule(pool=pool, geos=geos, subnets=subnets, nearest=near, bias=bias, line=line)
+    if near:
+        return NearestRule(near, bias, line)
+    assert pool is not None
+    if geos:
+        return GeosRule(pool, geos, line)
+    if subnets:
+        return SubnetsRule(pool, subnets, line)
+    return CatchAllRule(pool, line)
 
 
 def _strings(ck: Checker, m: PosDict, key: str,

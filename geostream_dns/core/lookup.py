@@ -1,6 +1,6 @@
 """Name lookup inside the hosted zones: the RFC 1034 §4.3.2 algorithm.
 
-`lookup(snapshot, qname, qtype)` says what the answer is made of, not how it
+`lookup(zones, qname, qtype)` says what the answer is made of, not how it
 is rendered: a `Resolution` with the rcode, the AA bit and the RRsets of each
 section. Answer parts may be routed (their records are chosen per client by
 `core.route`), everything else is static. It handles zone cuts (referrals with
@@ -13,12 +13,13 @@ ANY answers (RFC 8482).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import dns.name
 import dns.rdatatype
 
 from geostream_dns.core.render import RRs
-from geostream_dns.core.snapshot import ALIAS, RRsetData, Snapshot, ZoneTree
+from geostream_dns.core.snapshot import ALIAS, Node, RRsetData, ZoneTree
 from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED
 
 MAX_CHAIN = 12  # CNAME hops followed before giving up (loops end here too)
@@ -69,8 +70,12 @@ class Resolution:
 REFUSED_RESOLUTION = Resolution(REFUSED, False)
 
 
-def lookup(snapshot: Snapshot, qname: dns.name.Name, qtype: int) -> Resolution:
-    zone = snapshot.find_zone(qname)
+class ZoneFinder(Protocol):
+    def find_zone(self, name: dns.name.Name) -> ZoneTree | None: ...
+
+
+def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
+    zone = zones.find_zone(qname)
     if zone is None:
         return REFUSED_RESOLUTION
     answer: list[Part] = []
@@ -95,7 +100,7 @@ def lookup(snapshot: Snapshot, qname: dns.name.Name, qtype: int) -> Resolution:
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
         if qtype in (A, AAAA) and ALIAS in node:
             alias = node[ALIAS]
-            flattened = _flatten_alias(snapshot, alias, qtype)
+            flattened = _flatten_alias(zones, alias, qtype)
             if flattened is not None:
                 answer.append(Part(name, flattened, alias.ttl))
                 return Resolution(NOERROR, True, tuple(answer), zone=zone)
@@ -109,13 +114,13 @@ def lookup(snapshot: Snapshot, qname: dns.name.Name, qtype: int) -> Resolution:
             # follows it with a new query.
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
         target = cname.rdatas[0].target  # type: ignore[attr-defined]
-        next_zone = snapshot.find_zone(target)
+        next_zone = zones.find_zone(target)
         if next_zone is None or target in seen:
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
         zone, name = next_zone, target
 
 
-def _wildcard(zone: ZoneTree, name: dns.name.Name) -> dict[int, RRsetData] | None:
+def _wildcard(zone: ZoneTree, name: dns.name.Name) -> Node | None:
     """The wildcard node that synthesizes `name`, if any (RFC 4592 §3.3.1)."""
     encloser = name.parent()
     while encloser not in zone.nodes:
@@ -136,26 +141,26 @@ def _referral(zone: ZoneTree, cut: dns.name.Name) -> Resolution:
         target = rdata.target  # type: ignore[attr-defined]
         if not target.is_subdomain(zone.origin):
             continue
-        node = zone.nodes.get(target, {})
+        node = zone.nodes.get(target)
         for rdtype in (A, AAAA):
-            data = node.get(rdtype)
+            data = node.get(rdtype) if node is not None else None
             if data is not None and data.router is None:
                 glue.append(RRs(target, rdtype, data.ttl, data.rdatas))
     return Resolution(NOERROR, False, (), (RRs(cut, NS, ns.ttl, ns.rdatas),), tuple(glue), zone)
 
 
-def _flatten_alias(snapshot: Snapshot, alias: RRsetData, qtype: int) -> RRsetData | None:
+def _flatten_alias(zones: ZoneFinder, alias: RRsetData, qtype: int) -> RRsetData | None:
     assert alias.alias is not None
-    target_zone = snapshot.find_zone(alias.alias)
+    target_zone = zones.find_zone(alias.alias)
     if target_zone is None:
         return None
     node = target_zone.nodes.get(alias.alias)
     if node is None:  # a target only a wildcard covers (config accepts it)
-        node = _wildcard(target_zone, alias.alias) or {}
-    return node.get(qtype)
+        node = _wildcard(target_zone, alias.alias)
+    return node.get(qtype) if node is not None else None
 
 
-def _minimal_any(zone: ZoneTree, name: dns.name.Name, node: dict[int, RRsetData],
+def _minimal_any(zone: ZoneTree, name: dns.name.Name, node: Node,
                  answer: list[Part]) -> Resolution:
     for rdtype in ANY_PREFERENCE:
         data = node.get(rdtype)

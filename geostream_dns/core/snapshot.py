@@ -1,23 +1,26 @@
 """The immutable, compiled configuration every query reads.
 
-How this works: `build_snapshot` turns validated `Zone` specs into a tree per
-zone (owner name -> {rdtype: RRsetData}, with empty non-terminals present as
-empty nodes and delegation points listed), then resolves every existing
-(name, type) once with the same `lookup` the slow path uses and renders each
-client-independent result to wire bytes (`Answer`). The query path looks those
-up by the lower-cased question bytes; anything else (other types, wildcards,
-NXDOMAIN, routed names) goes through `lookup` at query time and its rendering
-is memoized in a bounded table owned by the resolver.
+How this works: `compile_zone` turns one validated `Zone` into a `ZoneTree`:
+owner name -> {rdtype: RRsetData}, with empty non-terminals present as empty
+nodes, delegation points indexed, and every routed record compiled into a
+`Router` (routing is part of the tree; it cannot be left out). `build.py`
+then resolves every existing (name, type) once with the same `lookup` the
+slow path uses and renders each client-independent result to wire bytes; a
+`Snapshot` is the trees plus that answers table (and the routed names with
+what lookup found for them), frozen. The query path looks
+answers up by the lower-cased question bytes.
 
-A snapshot is never mutated after it is built; a reload builds a new one and
-publishes it with one assignment.
+Nothing here changes after it is built; a reload builds a new snapshot and
+publishes it in a new world (core/world.py). What queries learn later
+(negative answers, wildcard syntheses, routed renderings) lives in the
+world's bounded memo tables, never here.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import dns.name
 import dns.rdata
@@ -26,16 +29,14 @@ import dns.rdatatype
 import dns.rdtypes.ANY.NS
 import dns.rdtypes.ANY.SOA
 
-from geostream_dns.config.model import RecordSet, Zone
-from geostream_dns.core.wire import AA, CLASS_IN, LOWER, QR
-
-if TYPE_CHECKING:
-    from geostream_dns.core.route.policy import Router
+from geostream_dns.core.answer import Answer, RoutedName
+from geostream_dns.core.health import HealthKey
+from geostream_dns.core.model import HealthCheck, RecordSet, Zone
+from geostream_dns.core.route.router import Router
+from geostream_dns.core.wire import CLASS_IN, LOWER
 
 # ALIAS is not a DNS type; it lives in the tree under a private-use number.
 ALIAS = 65401
-
-_COUNTS = struct.Struct("!HHHH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,48 +51,26 @@ class RRsetData:
     line: int = 0
 
 
-class Answer:
-    """A pre-rendered response minus ID, RD/CD, question and OPT.
-
-    `flags` holds QR, AA and the rcode; the resolver ORs in the query's RD and
-    CD bits. `counts`/`counts_edns` are QD/AN/NS/AR, the latter with one more
-    additional record for our OPT.
-    """
-
-    __slots__ = ("flags", "counts", "counts_edns", "body", "size", "rcode", "chunks",
-                 "ancount", "nscount", "arcount", "zone", "qtype")
-
-    def __init__(self, rcode: int, aa: bool, ancount: int, nscount: int, arcount: int,
-                 body: bytes, chunks: tuple[bytes, ...] = (), zone: str = "",
-                 qtype: int = 0) -> None:
-        self.qtype = qtype
-        self.rcode = rcode
-        self.flags = QR | (AA if aa else 0) | rcode
-        self.ancount = ancount
-        self.nscount = nscount
-        self.arcount = arcount
-        self.counts = _COUNTS.pack(1, ancount, nscount, arcount)
-        self.counts_edns = _COUNTS.pack(1, ancount, nscount, arcount + 1)
-        self.body = body
-        self.size = len(body)
-        self.chunks = chunks
-        self.zone = zone
+Node = Mapping[int, RRsetData]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ZoneTree:
     origin: dns.name.Name
     soa: RRsetData  # apex SOA with the zone TTL
     negative_ttl: int  # min(SOA TTL, SOA MINIMUM), RFC 2308
-    nodes: dict[dns.name.Name, dict[int, RRsetData]] = field(default_factory=dict)
-    cuts: frozenset[dns.name.Name] = frozenset()
-    spec: Zone | None = None
-    # the cuts by lower-cased labels: suffixes are looked up without building Names
-    cut_index: dict[tuple[bytes, ...], dns.name.Name] = field(default_factory=dict)
+    nodes: Mapping[dns.name.Name, Node]
+    model: Zone  # the validated zone this tree was compiled from
+    # delegation points by lower-cased labels: suffixes are looked up without building Names
+    cut_index: Mapping[tuple[bytes, ...], dns.name.Name] = field(default_factory=dict)
 
-    def set_cuts(self, cuts: frozenset[dns.name.Name]) -> None:
-        self.cuts = cuts
-        self.cut_index = {label_key(cut.labels): cut for cut in cuts}
+    @property
+    def cuts(self) -> frozenset[dns.name.Name]:
+        return frozenset(self.cut_index.values())
+
+    @property
+    def serial(self) -> int:
+        return int(self.soa.rdatas[0].serial)  # type: ignore[attr-defined]
 
     def find_cut(self, name: dns.name.Name) -> dns.name.Name | None:
         """The highest delegation point at or above `name` (below the apex)."""
@@ -107,32 +86,63 @@ class ZoneTree:
         return None
 
 
-@dataclass(slots=True)
-class Snapshot:
-    generation: int
-    zones: dict[dns.name.Name, ZoneTree]
-    # lower-cased question bytes -> pre-rendered answer (static names only)
-    answers: dict[bytes, Answer] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    # the zones by lower-cased labels, so `find_zone` builds no Name per suffix
-    zone_index: dict[tuple[bytes, ...], ZoneTree] = field(default_factory=dict)
+@dataclass(frozen=True, slots=True)
+class ZoneSet:
+    """Hosted zones, found by the most specific origin containing a name."""
 
-    def __post_init__(self) -> None:
-        self.zone_index = {label_key(origin.labels): tree for origin, tree in self.zones.items()}
+    trees: Mapping[dns.name.Name, ZoneTree]
+    index: Mapping[tuple[bytes, ...], ZoneTree]
+
+    @classmethod
+    def of(cls, trees: Mapping[dns.name.Name, ZoneTree]) -> ZoneSet:
+        return cls(trees, {label_key(origin.labels): tree for origin, tree in trees.items()})
 
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None:
-        """The most specific hosted zone containing `name`."""
         labels = label_key(name.labels)
-        index = self.zone_index
+        index = self.index
         for i in range(len(labels)):
             zone = index.get(labels[i:])
             if zone is not None:
                 return zone
         return None
 
+
+# question key -> (name, type, origin of the zone holding the name): answers that
+# depend on another zone than the one holding their name (build.py)
+ForeignAnswers = Mapping[bytes, tuple[dns.name.Name, int, dns.name.Name]]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    generation: int
+    zone_set: ZoneSet
+    # lower-cased question bytes -> pre-rendered answer (static names)
+    answers: Mapping[bytes, Answer]
+    # lower-cased question bytes -> what lookup found (routed names: answered per client)
+    routed: Mapping[bytes, RoutedName] = field(default_factory=dict)
+    foreign: ForeignAnswers = field(default_factory=dict)
+    # every (zone, check, value) a routed record asks to check, with its check
+    health_targets: Mapping[HealthKey, HealthCheck] = field(default_factory=dict)
+
+    @property
+    def zones(self) -> Mapping[dns.name.Name, ZoneTree]:
+        return self.zone_set.trees
+
+    def find_zone(self, name: dns.name.Name) -> ZoneTree | None:
+        """The most specific hosted zone containing `name`."""
+        return self.zone_set.find_zone(name)
+
     @property
     def record_sets(self) -> int:
         return sum(len(node) for z in self.zones.values() for node in z.nodes.values())
+
+    @property
+    def regions(self) -> frozenset[str]:
+        """Every region named by a zone of this snapshot."""
+        return frozenset(name for tree in self.zones.values() for name in tree.model.regions)
+
+
+EMPTY = Snapshot(0, ZoneSet({}, {}), {}, {})
 
 
 def label_key(labels: tuple[bytes, ...]) -> tuple[bytes, ...]:
@@ -150,8 +160,8 @@ def _rdtype(rtype: str) -> int:
     return ALIAS if rtype == "ALIAS" else int(dns.rdatatype.from_text(rtype))
 
 
-def compile_zone(zone: Zone, router_factory: Any = None) -> ZoneTree:
-    """Build the lookup tree of one validated zone."""
+def compile_zone(zone: Zone) -> ZoneTree:
+    """Build the lookup tree of one validated zone, routers included."""
     origin = dns.name.from_text(zone.origin)
     soa_rdata = dns.rdtypes.ANY.SOA.SOA(
         dns.rdataclass.IN, dns.rdatatype.SOA,
@@ -159,8 +169,8 @@ def compile_zone(zone: Zone, router_factory: Any = None) -> ZoneTree:
         zone.serial, zone.soa.refresh, zone.soa.retry, zone.soa.expire, zone.soa.negative_ttl,
     )
     soa = RRsetData(dns.rdatatype.SOA, zone.ttl, (soa_rdata,))
-    tree = ZoneTree(origin, soa, min(zone.ttl, zone.soa.negative_ttl), spec=zone)
-    apex = tree.nodes.setdefault(origin, {})
+    nodes: dict[dns.name.Name, dict[int, RRsetData]] = {}
+    apex = nodes.setdefault(origin, {})
     apex[dns.rdatatype.SOA] = soa
     ns_rdatas = tuple(
         dns.rdtypes.ANY.NS.NS(dns.rdataclass.IN, dns.rdatatype.NS, dns.name.from_text(ns))
@@ -170,23 +180,36 @@ def compile_zone(zone: Zone, router_factory: Any = None) -> ZoneTree:
     cuts = set()
     for rs in zone.rrsets:
         owner = dns.name.from_text(rs.name)
-        node = tree.nodes.setdefault(owner, {})
-        node[_rdtype(rs.rtype)] = _rrset_data(rs, zone, router_factory)
+        node = nodes.setdefault(owner, {})
+        node[_rdtype(rs.rtype)] = _rrset_data(rs, zone)
         if rs.rtype == "NS" and owner != origin:
             cuts.add(owner)
         # Every ancestor up to the apex exists (empty non-terminals, RFC 4592).
         parent = owner
         while parent != origin and len(parent) > len(origin):
             parent = parent.parent()
-            tree.nodes.setdefault(parent, {})
-    tree.set_cuts(frozenset(cuts))
-    return tree
+            nodes.setdefault(parent, {})
+    return ZoneTree(origin, soa, min(zone.ttl, zone.soa.negative_ttl), nodes, zone,
+                    {label_key(cut.labels): cut for cut in cuts})
 
 
-def _rrset_data(rs: RecordSet, zone: Zone, router_factory: Any) -> RRsetData:
+def _rrset_data(rs: RecordSet, zone: Zone) -> RRsetData:
     rdtype = _rdtype(rs.rtype)
-    router = None
-    if rs.routing is not None and router_factory is not None:
-        router = router_factory(rs, zone)
+    router = Router(rs, zone) if rs.routing is not None else None
     alias = dns.name.from_text(rs.alias) if rs.alias else None
     return RRsetData(rdtype, rs.ttl, rs.rdatas, router, alias, rs.line)
+
+
+def health_targets(trees: Mapping[dns.name.Name, ZoneTree]) -> dict[HealthKey, HealthCheck]:
+    """Every distinct (zone, check, value) that a routed record asks to check."""
+    out: dict[HealthKey, HealthCheck] = {}
+    for tree in trees.values():
+        for node in tree.nodes.values():
+            for data in node.values():
+                if data.router is None:
+                    continue
+                for pool in data.router.pools.values():
+                    for value in pool.values:
+                        if value.health_key is not None and value.check is not None:
+                            out[value.health_key] = value.check
+    return out

@@ -121,7 +121,7 @@ def test_metrics_count_a_real_udp_query(zones_dir: pathlib.Path) -> None:
     async def scenario() -> None:
         app = make_app(zones_dir)
         await app.reload()
-        udp = await start_udp(app.resolver, app.stats, "127.0.0.1", 0)
+        udp = await start_udp(app.worlds, app.stats, "127.0.0.1", 0)
         udp_port = udp.get_extra_info("sockname")[1]
         try:
             async with serving(app) as (_, port):

@@ -16,6 +16,7 @@ from geostream_dns.adapters.metrics import (
 from geostream_dns.adapters.stats import LATENCY_BUCKETS
 from geostream_dns.app import App
 from geostream_dns.config.settings import Settings
+from geostream_dns.core.outcome import Outcome
 
 A, AAAA, TYPE99, TYPE100 = 1, 28, 99, 100
 
@@ -32,27 +33,32 @@ def queries(registry: prometheus_client.CollectorRegistry, transport: str, qtype
 
 
 def test_query_labels() -> None:
-    assert query_labels(A << 8 | 0) == ("A", "NOERROR")
-    assert query_labels(AAAA << 8 | 3) == ("AAAA", "NXDOMAIN")
-    assert query_labels(65 << 8 | 5) == ("HTTPS", "REFUSED")
-    assert query_labels(252 << 8 | 4) == ("AXFR", "NOTIMP")
-    assert query_labels(A << 8 | 16) == ("A", "BADVERS")
-    assert query_labels(A << 8 | 0xFF) == ("A", "DROPPED")
-    assert query_labels(TYPE99 << 8 | 11) == ("OTHER", "OTHER")
-    assert query_labels(0) == ("OTHER", "NOERROR")
+    assert query_labels(A, 0) == ("A", "NOERROR")
+    assert query_labels(AAAA, 3) == ("AAAA", "NXDOMAIN")
+    assert query_labels(65, 5) == ("HTTPS", "REFUSED")
+    assert query_labels(252, 4) == ("AXFR", "NOTIMP")
+    assert query_labels(A, 16) == ("A", "BADVERS")
+    assert query_labels(A, -1) == ("A", "DROPPED")
+    assert query_labels(TYPE99, 11) == ("OTHER", "OTHER")
+    assert query_labels(0, 0) == ("OTHER", "NOERROR")
 
 
-def test_raw_keys_collapsing_into_one_label_set_are_summed() -> None:
+def outcome(qtype: int, rcode: int, **route: object) -> Outcome:
+    return Outcome(qtype, rcode, "example.com.", "static" if not route else "routed",  # type: ignore[arg-type]
+                   "memo", **route)
+
+
+def test_outcomes_collapsing_into_one_label_set_are_summed() -> None:
     app = make_app()
     app.stats.counts["udp"].update({
-        A << 8 | 0: 2,
-        TYPE99 << 8 | 0: 3,
-        TYPE100 << 8 | 0: 4,
-        A << 8 | 0xFF: 5,
-        A << 8 | 11: 1,
-        A << 8 | 12: 6,
+        outcome(A, 0): 2,
+        outcome(TYPE99, 0): 3,
+        outcome(TYPE100, 0): 4,
+        outcome(A, -1): 5,
+        outcome(A, 11): 1,
+        outcome(A, 12): 6,
     })
-    app.stats.counts["tcp"][AAAA << 8 | 2] = 9
+    app.stats.counts["tcp"][outcome(AAAA, 2)] = 9
     registry = make_registry(app)
     assert queries(registry, "udp", "A", "NOERROR") == 2
     assert queries(registry, "udp", "OTHER", "NOERROR") == 7
@@ -60,6 +66,23 @@ def test_raw_keys_collapsing_into_one_label_set_are_summed() -> None:
     assert queries(registry, "udp", "A", "OTHER") == 7
     assert queries(registry, "tcp", "AAAA", "SERVFAIL") == 9
     assert queries(registry, "tcp", "A", "NOERROR") is None
+    # Counts survive the fold: a second scrape reads the same totals.
+    assert queries(make_registry(app), "udp", "OTHER", "NOERROR") == 7
+
+
+def test_routing_decisions_and_fail_open_come_from_outcomes() -> None:
+    app = make_app()
+    counts = app.stats.counts["udp"]
+    counts[outcome(A, 0, rule="geos", pool="eu", scope=24)] = 4
+    counts[outcome(A, 0, rule="nearest", pool="eu", scope=20)] = 1
+    counts[outcome(A, 0, rule="nearest", pool="us", failed_open=True)] = 2
+    counts[outcome(A, 0)] = 100  # static: no decision
+    registry = make_registry(app)
+    value = registry.get_sample_value
+    assert value("geostream_route_decisions_total", {"zone": "example.com.", "pool": "eu"}) == 5
+    assert value("geostream_route_decisions_total", {"zone": "example.com.", "pool": "us"}) == 2
+    assert value("geostream_route_all_down_total") == 2
+    assert value("geostream_cache_requests_total", {"tier": "selection", "result": "hit"}) == 7
 
 
 def test_latency_histogram_is_cumulative() -> None:

@@ -11,6 +11,7 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
+from geostream_dns.core.resolve import resolve
 from tests.api.test_http import http, json_body, make_app, serving
 
 TOKEN = {"Authorization": "Bearer t0ken"}
@@ -18,7 +19,7 @@ TOKEN = {"Authorization": "Bearer t0ken"}
 
 def answer(app: object, name: str) -> set[str]:
     query = dns.message.make_query(name, "A")
-    reply, _, _ = app.resolver.resolve(query.to_wire(), "127.0.0.1")  # type: ignore[attr-defined]
+    reply, _ = resolve(query.to_wire(), "127.0.0.1", app.world)  # type: ignore[attr-defined]
     return {r.to_text() for rrset in dns.message.from_wire(reply).answer for r in rrset}
 
 
@@ -60,7 +61,7 @@ def test_put_get_yaml_and_delete_a_zone(zones_dir: pathlib.Path) -> None:
             removed = await http(port, "DELETE", "/v1/zones/example.net", TOKEN)
             assert removed[0] == 200 and json_body(removed)["changed"] is True
             assert not (zones_dir / "example.net.yaml").exists()
-            assert dns.name.from_text("example.net.") not in app.resolver.snapshot.zones
+            assert dns.name.from_text("example.net.") not in app.world.snapshot.zones
             gone = await http(port, "DELETE", "/v1/zones/example.net", TOKEN)
             assert gone[0] == 404
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from geostream_dns.config.loader import load_zone_text
-from geostream_dns.config.model import Zone
+from geostream_dns.core.model import Zone
 from geostream_dns.errors import ConfigError
 
 SOURCE = "zones/example.com.yaml"

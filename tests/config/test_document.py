@@ -9,11 +9,11 @@ import pytest
 
 from geostream_dns.config.document import (
     document_yaml,
-    file_name,
     join_document,
     split_document,
     zone_document,
 )
+from geostream_dns.config.folder import file_name
 from geostream_dns.config.loader import load_zone_data, load_zone_file, load_zone_text
 from geostream_dns.config.plan import Plan, make_plan
 from tests.config.helpers import BASE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from geostream_dns.core.model import GeosRule, NearestRule, SubnetsRule
 from tests.config.helpers import R, at, load, record_problems, records
 
 HEAD = """\
@@ -323,11 +324,14 @@ def test_valid_routing_model() -> None:
         "geos",
         R + 9,
     )
+    assert isinstance(first, GeosRule)
+    assert isinstance(second, SubnetsRule)
     assert second.subnets == (ipaddress.ip_network("2001:db8::/32"),)
-    assert (third.nearest, third.bias, third.pool, third.line) == (
+    assert isinstance(third, NearestRule)
+    assert (third.pools, third.bias, third.kind, third.line) == (
         ("us", "eu"),
         (("eu", -250.5),),
-        None,
+        "nearest",
         R + 11,
     )
 

@@ -1,8 +1,8 @@
-"""Shared building blocks for the core tests: zones from YAML, a resolver, queries.
+"""Shared building blocks for the core tests: zones from YAML, a world, queries.
 
-Everything here is pure: a `Resolver` is driven with query bytes built by
-dnspython and its reply bytes are parsed back with dnspython. Randomness is a
-seeded `random.Random`, passed in (STYLE: "Randomness and time are parameters").
+Everything here is pure: `resolve` is driven with query bytes built by
+dnspython in a `World`, and its reply bytes are parsed back with dnspython.
+Randomness is a seeded `random.Random`, passed in.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import dns.rdatatype
 import dns.rrset
 
 from geostream_dns.config.loader import load_zone_text
-from geostream_dns.config.model import Zone
 from geostream_dns.core.build import build_snapshot
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.health import ALL_UP, HealthView
-from geostream_dns.core.resolve import Resolver
-from geostream_dns.core.route.engine import RouteLayer, router_factory
+from geostream_dns.core.model import Zone
+from geostream_dns.core.resolve import resolve
+from geostream_dns.core.world import World, WorldRef
 
 HEADER = """\
 zone: {origin}
@@ -62,12 +62,10 @@ def load(snippet: str, origin: str = "example.com.", ttl: int = 300,
     return load_zone_text(text, f"zones/{origin}yaml")
 
 
-def make_resolver(zones: Iterable[Zone], geo: GeoLocator | None = None,
-                  health: HealthView = ALL_UP, seed: int = 0) -> Resolver:
-    """A resolver over `zones` with a routing layer and seeded randomness."""
-    route = RouteLayer(geo, health, random.Random(seed))
-    snapshot = build_snapshot(list(zones), 1, router_factory)
-    return Resolver(snapshot, route=route)
+def make_world(zones: Iterable[Zone], geo: GeoLocator | None = None,
+               health: HealthView = ALL_UP, seed: int = 0) -> World:
+    """A world over `zones` with seeded randomness."""
+    return World.create(build_snapshot(list(zones), 1), health, geo, random.Random(seed))
 
 
 def query(name: str, rdtype: str | int = "A", *, qid: int = 0x1234,
@@ -95,10 +93,16 @@ def unknown_option(code: int, data: bytes) -> dns.edns.GenericOption:
     return dns.edns.GenericOption(code, data)  # type: ignore[arg-type]
 
 
-def ask(resolver: Resolver, q: dns.message.Message, client: str = DEFAULT_CLIENT,
+def make_ref(zones: Iterable[Zone], geo: GeoLocator | None = None,
+             health: HealthView = ALL_UP, seed: int = 0) -> WorldRef:
+    """A world in a holder, for tests that publish new health views into it."""
+    return WorldRef(make_world(zones, geo, health, seed))
+
+
+def ask(world: World, q: dns.message.Message, client: str = DEFAULT_CLIENT,
         tcp: bool = False) -> dns.message.Message:
     """Resolve `q` and parse the reply (which must exist)."""
-    reply, _qtype, _rcode = resolver.resolve(q.to_wire(), client, tcp)
+    reply, _outcome = resolve(q.to_wire(), client, world, tcp)
     assert reply is not None, "the query was dropped"
     return dns.message.from_wire(reply)
 

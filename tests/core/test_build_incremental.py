@@ -15,10 +15,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geostream_dns.config.model import Zone
 from geostream_dns.core.build import build_snapshot
-from geostream_dns.core.route.engine import router_factory
-from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.core.model import Zone
+from geostream_dns.core.snapshot import EMPTY, Snapshot
 from tests.core.helpers import load
 
 VARIANTS: dict[str, list[str]] = {
@@ -84,35 +83,39 @@ STEPS = st.fixed_dictionaries({
 
 
 def rendered(snapshot: Snapshot) -> dict[bytes, tuple[Any, ...]]:
-    return {key: (a.flags, a.counts, a.counts_edns, a.body, a.chunks, a.zone)
-            for key, a in snapshot.answers.items()}
+    out: dict[bytes, tuple[Any, ...]] = {
+        key: (a.flags, a.heads, a.heads_edns, a.body, a.chunks, a.zone)
+        for key, a in snapshot.answers.items()}
+    out.update((key, ("routed", r.qname, r.zone)) for key, r in snapshot.routed.items())
+    assert len(out) == len(snapshot.answers) + len(snapshot.routed)  # never in both
+    return out
 
 
 @settings(max_examples=150, deadline=None)
 @given(steps=st.lists(STEPS, min_size=1, max_size=8))
 def test_incremental_builds_equal_full_builds(steps: list[dict[str, int | None]]) -> None:
-    previous = Snapshot(0, {})
+    previous = EMPTY
     for generation, step in enumerate(steps, start=1):
         zones = [ZONES[(origin, v)] for origin, v in step.items() if v is not None]
-        incremental = build_snapshot(zones, generation, router_factory, previous=previous)
-        full = build_snapshot(zones, generation, router_factory)
+        incremental = build_snapshot(zones, generation, previous=previous)
+        full = build_snapshot(zones, generation)
         assert rendered(incremental) == rendered(full)
         assert set(incremental.zones) == set(full.zones)
-        assert incremental.extra["foreign_answers"].keys() == full.extra["foreign_answers"].keys()
+        assert incremental.foreign.keys() == full.foreign.keys()
+        assert incremental.health_targets == full.health_targets
         previous = incremental
 
 
 def test_unchanged_zones_keep_their_trees_and_answers() -> None:
     com, org, sub = ZONES[("example.com.", 0)], ZONES[("example.org.", 0)], ZONES[
         ("sub.example.com.", 0)]
-    first = build_snapshot([com, org, sub], 1, router_factory)
-    second = build_snapshot([com, ZONES[("example.org.", 1)], sub], 2, router_factory,
-                            previous=first)
-    com_tree = next(t for t in first.zones.values() if t.spec is com)
+    first = build_snapshot([com, org, sub], 1)
+    second = build_snapshot([com, ZONES[("example.org.", 1)], sub], 2, previous=first)
+    com_tree = next(t for t in first.zones.values() if t.model is com)
     assert second.zones[com_tree.origin] is com_tree
     reused = [k for k, a in second.answers.items() if first.answers.get(k) is a]
     assert reused  # static answers of example.com. and sub.example.com. were not re-rendered
-    foreign = second.extra["foreign_answers"]
+    foreign = second.foreign
     # y.sub.example.com. is written in example.com. but answered by the hosted child
     # zone sub.example.com.: noted as foreign, so it is rendered again on every build.
     y_sub = next(k for k, (name, _, _) in foreign.items() if name.to_text() == "y.sub.example.com.")

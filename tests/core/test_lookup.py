@@ -16,10 +16,12 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from geostream_dns.config.model import Zone
 from geostream_dns.core.lookup import MAX_CHAIN, lookup
-from geostream_dns.core.resolve import Resolver
-from tests.core.helpers import AA, ask, heads, lines, load, make_resolver, query
+from geostream_dns.core.model import Zone
+from geostream_dns.core.outcome import STATIC
+from geostream_dns.core.resolve import resolve
+from geostream_dns.core.world import World
+from tests.core.helpers import AA, ask, heads, lines, load, make_world, query
 
 # SOA TTL 300, negative_ttl 60: negative answers carry the SOA with TTL 60.
 EXAMPLE_COM = """\
@@ -77,8 +79,8 @@ def zones() -> list[Zone]:
 
 
 @pytest.fixture(scope="module")
-def resolver() -> Resolver:
-    return make_resolver(zones())
+def world() -> World:
+    return make_world(zones())
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,9 @@ CASES: list[tuple[str, str, str, Want]] = [
 
 @pytest.mark.parametrize(("case", "qname", "qtype", "want"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
-def test_lookup(resolver: Resolver, case: str, qname: str, qtype: str, want: Want,
+def test_lookup(world: World, case: str, qname: str, qtype: str, want: Want,
                 tcp: bool) -> None:
-    reply = ask(resolver, query(qname, qtype), tcp=tcp)
+    reply = ask(world, query(qname, qtype), tcp=tcp)
     got = Want(
         dns.rcode.to_text(reply.rcode()),
         bool(reply.flags & AA),
@@ -216,26 +218,27 @@ def test_lookup(resolver: Resolver, case: str, qname: str, qtype: str, want: Wan
     assert got == want
 
 
-def test_every_case_twice_gives_the_same_bytes(resolver: Resolver) -> None:
+def test_every_case_twice_gives_the_same_bytes(world: World) -> None:
     # The second query is served from the pre-rendered or memoized answer.
     for _case, qname, qtype, _want in CASES:
         wire = query(qname, qtype).to_wire()
-        first = resolver.resolve(wire, "192.0.2.1")
-        assert resolver.resolve(wire, "192.0.2.1") == first
+        first, _ = resolve(wire, "192.0.2.1", world)
+        again, outcome = resolve(wire, "192.0.2.1", world)
+        assert again == first
+        assert outcome.path == STATIC
 
 
 def test_a_long_cname_chain_stops_after_max_chain_hops() -> None:
     hops = MAX_CHAIN + 5
     snippet = "".join(f"c{i}: {{type: CNAME, value: c{i + 1}.example.com.}}\n"
                       for i in range(hops)) + f"c{hops}: {{type: A, value: 192.0.2.1}}\n"
-    resolver = make_resolver([load(snippet)])
-    reply = ask(resolver, query("c0.example.com.", "A"), tcp=True)
+    reply = ask(make_world([load(snippet)]), query("c0.example.com.", "A"), tcp=True)
     assert reply.rcode() == dns.rcode.NOERROR
     assert [r.rdtype for r in reply.answer] == [dns.rdatatype.CNAME] * MAX_CHAIN
 
 
 def test_negative_answers_carry_the_soa_minimum_when_it_is_smaller() -> None:
-    snapshot = make_resolver(zones()).snapshot
+    snapshot = make_world(zones()).snapshot
     com = snapshot.zones[dns.name.from_text("example.com.")]
     org = snapshot.zones[dns.name.from_text("example.org.")]
     assert (com.negative_ttl, org.negative_ttl) == (60, 30)
@@ -245,9 +248,10 @@ def test_negative_answers_carry_the_soa_minimum_when_it_is_smaller() -> None:
 
 
 def test_a_query_for_an_unhosted_name_renders_refused() -> None:
-    resolver = make_resolver(zones())
-    reply, qtype, rcode = resolver.resolve(query("example.net.", "SOA").to_wire(), "192.0.2.1")
-    assert (qtype, rcode) == (dns.rdatatype.SOA, dns.rcode.REFUSED)
+    reply, outcome = resolve(query("example.net.", "SOA").to_wire(), "192.0.2.1",
+                             make_world(zones()))
+    assert (outcome.qtype, outcome.rcode, outcome.zone) == (dns.rdatatype.SOA,
+                                                             dns.rcode.REFUSED, "")
     assert reply is not None
     msg = dns.message.from_wire(reply)
     assert (msg.answer, msg.authority, msg.additional) == ([], [], [])

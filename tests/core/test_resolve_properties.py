@@ -1,12 +1,12 @@
 """core/resolve.py as a whole: bytes in, bytes (or a drop) out, whatever the bytes.
 
-Properties (STYLE "Tests mirror the code"): `Resolver.resolve` never raises;
+Properties: `resolve` never raises;
 every reply parses and carries the query's ID; a UDP reply never exceeds the
 client's limit and has TC=1 exactly when the full (TCP) answer would not fit;
 the question is echoed as sent (0x20 letter case); and the inline fast path
 (static answers, and routed names with or without one ECS option) agrees with
 the general path (an unknown EDNS option forces the latter). Then examples:
-FORMERR for bad Client Subnet options on every path, the other SPEC §6
+FORMERR for bad Client Subnet options on every path, the other special
 replies, and bounded memo tables.
 
 The zone mixes static names, TXT sets sized around 512 and 1232 bytes, and
@@ -31,12 +31,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geostream_dns.config.model import Zone
-from geostream_dns.core import resolve as resolve_module
+from geostream_dns.core import world as world_module
 from geostream_dns.core.geo import GeoLocator, RawLookup
-from geostream_dns.core.resolve import Resolver
-from geostream_dns.core.route import engine
-from tests.core.helpers import TC, ask, load, make_resolver, query, unknown_option
+from geostream_dns.core.model import Zone
+from geostream_dns.core.outcome import STATIC
+from geostream_dns.core.resolve import resolve
+from geostream_dns.core.world import World
+from tests.core.helpers import TC, ask, load, make_world, query, unknown_option
 
 PROPERTY = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -131,14 +132,14 @@ ECS = [None, "192.0.2.0/24", "198.51.100.0/25", "198.51.100.128/26", "198.18.0.0
 DUMMY = unknown_option(65001, b"forces the general path")
 
 
-_resolvers: dict[int, Resolver] = {}
+_worlds: dict[int, World] = {}
 
 
-def resolver(raw: RawLookup) -> Resolver:
-    """One resolver per GeoIP database, shared by the examples of every property."""
-    if id(raw) not in _resolvers:
-        _resolvers[id(raw)] = make_resolver([load(ZONE)], geo=GeoLocator(raw))
-    return _resolvers[id(raw)]
+def shared(raw: RawLookup) -> World:
+    """One world per GeoIP database, shared by the examples of every property."""
+    if id(raw) not in _worlds:
+        _worlds[id(raw)] = make_world([load(ZONE)], geo=GeoLocator(raw))
+    return _worlds[id(raw)]
 
 
 def mixed_case(draw: st.DrawFn, name: str) -> str:
@@ -195,11 +196,12 @@ any_bytes = st.one_of(
 @given(any_bytes, st.booleans())
 def test_any_bytes_never_raise_and_replies_parse(city_raw: RawLookup, data: bytes,
                                                  tcp: bool) -> None:
-    reply, qtype, rcode = resolver(city_raw).resolve(data, CLIENT, tcp)
-    assert isinstance(qtype, int) and isinstance(rcode, int)
+    reply, outcome = resolve(data, CLIENT, shared(city_raw), tcp)
+    rcode = outcome.rcode
+    assert isinstance(outcome.qtype, int) and isinstance(rcode, int)
     if reply is None:
-        # Dropped: no readable header, or QR=1 (SPEC §6).
-        assert rcode == -1
+        # Dropped: no readable header, or QR=1.
+        assert rcode == -1 and outcome.path == "dropped"
         assert len(data) < 12 or data[2] & 0x80
         return
     assert isinstance(reply, bytes)
@@ -241,7 +243,8 @@ def _limit(data: bytes) -> int:
     b"\x12\x34\x80\x00" + b"\x00" * 8,  # QR=1
 ], ids=["empty", "one-byte", "eleven-bytes", "qr-set"])
 def test_unreadable_or_response_packets_are_dropped(city_raw: RawLookup, data: bytes) -> None:
-    assert resolver(city_raw).resolve(data, CLIENT) == (None, 0, -1)
+    reply, outcome = resolve(data, CLIENT, shared(city_raw))
+    assert (reply, outcome.qtype, outcome.rcode, outcome.path) == (None, 0, -1, "dropped")
 
 
 @pytest.mark.parametrize(("data", "question"), [
@@ -252,8 +255,8 @@ def test_unreadable_or_response_packets_are_dropped(city_raw: RawLookup, data: b
 ], ids=["qdcount-0", "cut-question", "trailing-junk"])
 def test_formerr_keeps_the_id_and_the_readable_question(city_raw: RawLookup, data: bytes,
                                                         question: bytes) -> None:
-    reply, _qtype, rcode = resolver(city_raw).resolve(data, CLIENT)
-    assert rcode == dns.rcode.FORMERR and reply is not None
+    reply, outcome = resolve(data, CLIENT, shared(city_raw))
+    assert outcome.rcode == dns.rcode.FORMERR and reply is not None
     assert reply[:2] == b"\x12\x34"
     msg = dns.message.from_wire(reply)
     assert msg.rcode() == dns.rcode.FORMERR
@@ -269,8 +272,8 @@ def test_formerr_keeps_the_id_and_the_readable_question(city_raw: RawLookup, dat
 def test_udp_reply_fits_and_tc_is_set_exactly_when_records_are_dropped(
         city_raw: RawLookup, q: dns.message.Message) -> None:
     data = q.to_wire()
-    udp, _, _ = resolver(city_raw).resolve(data, CLIENT, tcp=False)
-    full, _, _ = resolver(city_raw).resolve(data, CLIENT, tcp=True)
+    udp, _ = resolve(data, CLIENT, shared(city_raw), tcp=False)
+    full, _ = resolve(data, CLIENT, shared(city_raw), tcp=True)
     assert udp is not None and full is not None
     limit = 512 if q.edns < 0 else min(max(q.payload, 512), 1232)
     assert len(udp) <= limit
@@ -308,9 +311,9 @@ def test_truncation_examples(city_raw: RawLookup, name: str, payload: int | None
     name, _, ecs = name.partition("/")
     q = query(name, "TXT", edns=payload is not None, payload=payload or 1232, ecs=ecs or None)
     for _ in range(2):  # the second time from the fast path
-        reply = ask(resolver(city_raw), q, client=CLIENT)
+        reply = ask(shared(city_raw), q, client=CLIENT)
         assert bool(reply.flags & TC) == tc
-    full = ask(resolver(city_raw), q, client=CLIENT, tcp=True)
+    full = ask(shared(city_raw), q, client=CLIENT, tcp=True)
     assert not full.flags & TC and full.answer
 
 
@@ -322,7 +325,7 @@ def test_truncation_examples(city_raw: RawLookup, name: str, payload: int | None
 def test_question_is_echoed_byte_for_byte(city_raw: RawLookup, q: dns.message.Message,
                                           tcp: bool) -> None:
     data = q.to_wire()
-    reply, _, _ = resolver(city_raw).resolve(data, CLIENT, tcp)
+    reply, _ = resolve(data, CLIENT, shared(city_raw), tcp)
     assert reply is not None
     (question,) = q.question
     qlen = len(question.name.to_wire() or b"") + 4
@@ -338,7 +341,7 @@ def test_question_is_echoed_byte_for_byte(city_raw: RawLookup, q: dns.message.Me
 def test_error_replies_echo_the_question_too(city_raw: RawLookup) -> None:
     q = query("WwW.ExAmPlE.CoM.", "A", edns=True)
     q.set_opcode(dns.opcode.NOTIFY)
-    reply = ask(resolver(city_raw), q)
+    reply = ask(shared(city_raw), q)
     assert reply.rcode() == dns.rcode.NOTIMP
     assert reply.question[0].name.to_text() == "WwW.ExAmPlE.CoM."
     assert reply.opcode() == dns.opcode.NOTIFY
@@ -347,9 +350,9 @@ def test_error_replies_echo_the_question_too(city_raw: RawLookup) -> None:
 # -- the fast path agrees with the general path ---------------------------------
 
 
-def fresh(raw: RawLookup) -> Resolver:
-    """A resolver with empty memo tables."""
-    return make_resolver([_zone()], geo=GeoLocator(raw))
+def fresh(raw: RawLookup) -> World:
+    """A world with empty memo tables."""
+    return make_world([_zone()], geo=GeoLocator(raw))
 
 
 @functools.cache
@@ -377,7 +380,7 @@ def test_fast_and_general_path_agree(city_raw: RawLookup, question: tuple[str, s
     # Fast: prime the name's plan (or derived answer) from another client, so the
     # query itself takes the fast path and computes its own routing selection ...
     first = fresh(city_raw)
-    first.resolve(query(name, qtype).to_wire(), "233.252.0.9")
+    resolve(query(name, qtype).to_wire(), "233.252.0.9", first)
     fast = ask(first, plain, tcp=tcp)
     again = ask(first, plain, tcp=tcp)  # ... then from the memoized selection.
     # General: the unknown option sends the query through wire.parse_query.
@@ -397,14 +400,14 @@ def test_fast_and_general_path_agree(city_raw: RawLookup, question: tuple[str, s
                                   "www.example.com.", "nothing.example.com."])
 def test_invalid_client_subnet_is_formerr_on_every_path(city_raw: RawLookup, body: bytes,
                                                         name: str) -> None:
-    resolver = fresh(city_raw)
-    resolver.resolve(query(name, "A").to_wire(), CLIENT)  # plan or answer now memoized
+    world = fresh(city_raw)
+    resolve(query(name, "A").to_wire(), CLIENT, world)  # plan or answer now memoized
     for extra in ([], [DUMMY]):  # one ECS option (fast-path shape), then the general path
         q = query(name, "A", edns=True, qid=0x4242,
                   options=[unknown_option(8, body), *extra])
         for _ in range(2):
-            reply, _, rcode = resolver.resolve(q.to_wire(), CLIENT)
-            assert rcode == dns.rcode.FORMERR and reply is not None
+            reply, outcome = resolve(q.to_wire(), CLIENT, world)
+            assert outcome.rcode == dns.rcode.FORMERR and reply is not None
             msg = dns.message.from_wire(reply)
             assert (msg.id, msg.rcode(), msg.answer) == (0x4242, dns.rcode.FORMERR, [])
 
@@ -413,7 +416,9 @@ def test_invalid_client_subnet_is_formerr_on_every_path(city_raw: RawLookup, bod
 def test_names_with_a_static_answer_take_the_fast_path(city_raw: RawLookup, name: str) -> None:
     q = query(name, "A" if "txt" not in name else "TXT")
     key = q.to_wire()[12:].lower()
-    assert key in resolver(city_raw).tables.answers
+    world = shared(city_raw)
+    assert key in world.snapshot.answers
+    assert resolve(q.to_wire(), CLIENT, world)[1].path == STATIC
 
 
 @pytest.mark.parametrize("extra", [[], [DUMMY]], ids=["fast", "general"])
@@ -423,7 +428,7 @@ def test_rd_and_cd_are_copied_on_both_paths(city_raw: RawLookup, extra: list[dns
                                             bits: int) -> None:
     # RFC 1035 §4.1.1 (RD) and RFC 4035 §3.1.6 (CD): copied from the query.
     q = query("www.example.com.", "A", edns=True, options=extra, flags=bits)
-    reply = ask(resolver(city_raw), q)
+    reply = ask(shared(city_raw), q)
     assert reply.flags & (dns.flags.RD | dns.flags.CD) == bits
 
 
@@ -432,19 +437,20 @@ def test_rd_and_cd_are_copied_on_both_paths(city_raw: RawLookup, extra: list[dns
 
 def test_memo_tables_stay_bounded(city_raw: RawLookup, monkeypatch: pytest.MonkeyPatch) -> None:
     limit = 16
-    monkeypatch.setattr(resolve_module, "DERIVED_LIMIT", limit)
-    monkeypatch.setattr(engine, "ROUTED_CACHE_LIMIT", limit)
-    monkeypatch.setattr(engine, "SELECTION_MEMO_LIMIT", limit)
-    r = fresh(city_raw)
+    monkeypatch.setattr(world_module, "DERIVED_LIMIT", limit)
+    monkeypatch.setattr(world_module, "RENDERED_LIMIT", limit)
+    monkeypatch.setattr(world_module, "SELECTION_LIMIT", limit)
+    w = fresh(city_raw)
+    prerendered = len(w.snapshot.answers)
     for i in range(300):
         source = f"10.0.{i // 256}.{i % 256}"
-        r.resolve(query(f"n{i}.example.com.", "A").to_wire(), source)  # NXDOMAIN: derived
-        r.resolve(query(f"h{i}.rw.example.com.", "A").to_wire(), source)  # plans, routed
-        r.resolve(query(f"h{i}.rw.example.com.", "A").to_wire(), source)  # (fast path)
+        resolve(query(f"n{i}.example.com.", "A").to_wire(), source, w)  # NXDOMAIN: learned
+        resolve(query(f"h{i}.rw.example.com.", "A").to_wire(), source, w)  # routed names
+        resolve(query(f"h{i}.rw.example.com.", "A").to_wire(), source, w)  # (fast path)
         ecs = f"198.51.{i % 256}.0/24"
-        r.resolve(query("geo.example.com.", "A", ecs=ecs).to_wire(), source)  # selections
-        t = r.tables
-        sizes = (len(t.derived), len(t.plans), len(t.routed), len(t.selections))
+        resolve(query("geo.example.com.", "A", ecs=ecs).to_wire(), source, w)  # selections
+        sizes = (len(w.answers) - prerendered, len(w.memo.derived), len(w.memo.rendered),
+                 len(w.selections))
         assert max(sizes) <= limit, sizes
 
 
@@ -462,29 +468,29 @@ def test_memo_tables_stay_bounded(city_raw: RawLookup, monkeypatch: pytest.Monke
 ], ids=["class-ch", "version.bind", "axfr", "ixfr", "mailb", "qtype-tsig", "qtype-opt"])
 def test_special_questions(city_raw: RawLookup, make: object, rcode: int) -> None:
     q = make()  # type: ignore[operator]
-    reply = ask(resolver(city_raw), q)
+    reply = ask(shared(city_raw), q)
     assert reply.rcode() == rcode
     assert not reply.answer
 
 
 def test_edns_version_above_zero_gets_badvers_with_opt(city_raw: RawLookup) -> None:
     q = dns.message.make_query("www.example.com.", "A", use_edns=1)
-    reply = ask(resolver(city_raw), q)
+    reply = ask(shared(city_raw), q)
     assert reply.rcode() == dns.rcode.BADVERS
     assert reply.edns == 0 and not reply.answer
 
 
 def test_opt_is_answered_only_when_asked(city_raw: RawLookup) -> None:
-    assert ask(resolver(city_raw), query("www.example.com.", "A", edns=False)).edns < 0
+    assert ask(shared(city_raw), query("www.example.com.", "A", edns=False)).edns < 0
     q = query("www.example.com.", "A", edns=True, payload=4096, do=True)
-    with_opt = ask(resolver(city_raw), q)
+    with_opt = ask(shared(city_raw), q)
     assert with_opt.edns == 0
     assert with_opt.payload == 1232
     assert with_opt.ednsflags & dns.flags.DO
 
 
 def test_random_source_is_a_parameter() -> None:
-    # Two resolvers with the same seed answer a stream of routed queries identically.
+    # Two worlds with the same seed answer a stream of routed queries identically.
     snippet = """\
     lb:
       type: A
@@ -495,7 +501,8 @@ def test_random_source_is_a_parameter() -> None:
           - pool: p
     """
     wires = [query("lb.example.com.", "A", qid=i).to_wire() for i in range(50)]
-    first = make_resolver([load(snippet)], seed=7)
-    second = make_resolver([load(snippet)], seed=7)
-    assert [first.resolve(w, CLIENT) for w in wires] == [second.resolve(w, CLIENT) for w in wires]
-    assert len({(first.resolve(w, CLIENT)[0] or b"")[2:] for w in wires}) > 1  # orders differ
+    first = make_world([load(snippet)], seed=7)
+    second = make_world([load(snippet)], seed=7)
+    assert ([resolve(w, CLIENT, first)[0] for w in wires]
+            == [resolve(w, CLIENT, second)[0] for w in wires])
+    assert len({(resolve(w, CLIENT, first)[0] or b"")[2:] for w in wires}) > 1  # orders differ

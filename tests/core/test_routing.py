@@ -1,4 +1,4 @@
-"""Routed answers (SPEC §4): (YAML snippet, client, health) -> values, TTL, ECS scope.
+"""Routed answers: (YAML snippet, client, health) -> values, TTL, ECS scope.
 
 The client location comes from the session's tiny GeoIP City database
 (tests/core/conftest.py): 192.0.2.0/24 Virginia, 198.51.100.0/25 Frankfurt,
@@ -25,15 +25,15 @@ from hypothesis import strategies as st
 
 from geostream_dns.core.geo import GeoLocator, RawLookup
 from geostream_dns.core.health import HealthView
-from geostream_dns.core.resolve import Resolver
-from geostream_dns.core.route.engine import RouteLayer
-from geostream_dns.core.route.policy import MULTIVALUE_MAX
+from geostream_dns.core.resolve import resolve as resolve_wire
+from geostream_dns.core.route.pools import MULTIVALUE_MAX
+from geostream_dns.core.world import WorldRef
 from tests.core.helpers import (
     DEFAULT_CLIENT,
     ask,
     ecs_scope,
     load,
-    make_resolver,
+    make_ref,
     query,
     unknown_option,
     values,
@@ -66,15 +66,13 @@ def health(down: tuple[str, ...] = (), drained: tuple[str, ...] = ()) -> HealthV
                       frozenset(drained))
 
 
-def set_health(resolver: Resolver, view: HealthView) -> None:
-    route = resolver.route
-    assert isinstance(route, RouteLayer)
-    route.health = view
+def set_health(ref: WorldRef, view: HealthView) -> None:
+    ref.use_health(view)
 
 
-def resolve(resolver: Resolver, client: str, ecs: str | None = None,
+def resolve(ref: WorldRef, client: str, ecs: str | None = None,
             name: str = WWW, rdtype: str = "A") -> dns.message.Message:
-    return ask(resolver, query(name, rdtype, ecs=ecs), client=client)
+    return ask(ref.world, query(name, rdtype, ecs=ecs), client=client)
 
 
 GEOS = """\
@@ -340,11 +338,11 @@ def routed_replies(case: Case, geo: Callable[..., GeoLocator]) -> dict[str, dns.
     view = health(case.down, case.drained)
     zone = load(case.snippet)
     out = {}
-    resolver = make_resolver([zone], geo=geo(), health=view)
+    resolver = make_ref([zone], geo=geo(), health=view)
     out["general"] = resolve(resolver, case.client, case.ecs)
     q = query(WWW, "A", ecs=case.ecs, options=[DUMMY])
-    out["forced"] = ask(resolver, q, client=case.client)
-    resolver = make_resolver([zone], geo=geo(), health=view)
+    out["forced"] = ask(resolver.world, q, client=case.client)
+    resolver = make_ref([zone], geo=geo(), health=view)
     resolve(resolver, "233.252.0.99")  # another client: makes the plan only
     out["fast"] = resolve(resolver, case.client, case.ecs)
     out["memoized"] = resolve(resolver, case.client, case.ecs)
@@ -360,7 +358,7 @@ def test_routing(case: Case, make_geo: Callable[..., GeoLocator]) -> None:
 
 def test_memoized_selections_follow_health_changes(
         make_geo: Callable[..., GeoLocator]) -> None:
-    resolver = make_resolver([load(FALLBACK)], geo=make_geo(), health=health())
+    resolver = make_ref([load(FALLBACK)], geo=make_geo(), health=health())
     for _ in range(3):  # general path, then fast path from the memo
         assert values(resolve(resolver, VIRGINIA)) == ["192.0.2.10", "192.0.2.11"]
     set_health(resolver, health(drained=("us",)))
@@ -371,7 +369,7 @@ def test_memoized_selections_follow_health_changes(
 
 
 def test_memoized_selections_are_per_client(make_geo: Callable[..., GeoLocator]) -> None:
-    resolver = make_resolver([load(NEAREST)], geo=make_geo())
+    resolver = make_ref([load(NEAREST)], geo=make_geo())
     want = {VIRGINIA: "192.0.2.10", PARIS: "198.51.100.10", TOKYO6: "203.0.113.10",
             UNKNOWN: "192.0.2.10"}
     for _ in range(3):
@@ -387,7 +385,7 @@ def test_routed_names_behind_a_cname_and_an_alias(make_geo: Callable[..., GeoLoc
   - {type: ALIAS, value: www.example.com.}
 api: {type: CNAME, ttl: 600, value: www.example.com.}
 """
-    resolver = make_resolver([load(snippet)], geo=make_geo())
+    resolver = make_ref([load(snippet)], geo=make_geo())
     for _ in range(2):
         reply = resolve(resolver, UNKNOWN, "198.51.100.128/25", name="api.example.com.")
         assert [r.ttl for r in reply.answer] == [600, 30]
@@ -415,7 +413,7 @@ def test_scope_is_zero_when_the_answer_does_not_depend_on_location(
         rules:
           - pool: p
     """
-    resolver = make_resolver([load(snippet)], geo=make_geo())
+    resolver = make_ref([load(snippet)], geo=make_geo())
     reply = resolve(resolver, FRANKFURT, ecs, name=name)
     assert ecs_scope(reply) == 0
     source = ecs.partition("/")[2]
@@ -473,15 +471,15 @@ WEIGHT_TOLERANCE = 0.02  # ±2 percentage points of each value's share (about 5 
 
 
 @pytest.fixture
-def modes(make_geo: Callable[..., GeoLocator]) -> Resolver:
-    return make_resolver([load(MODES)], geo=make_geo(), seed=2024)
+def modes(make_geo: Callable[..., GeoLocator]) -> WorldRef:
+    return make_ref([load(MODES)], geo=make_geo(), seed=2024)
 
 
-def test_weighted_shares_follow_the_weights(modes: Resolver) -> None:
+def test_weighted_shares_follow_the_weights(modes: WorldRef) -> None:
     wire = query("weighted.example.com.", "A").to_wire()
     counts: collections.Counter[str] = collections.Counter()
     for _ in range(WEIGHTED_RUNS):
-        reply, _, _ = modes.resolve(wire, VIRGINIA)
+        reply, _ = resolve_wire(wire, VIRGINIA, modes.world)
         assert reply is not None
         (value,) = values(dns.message.from_wire(reply))
         counts[value] += 1
@@ -492,21 +490,21 @@ def test_weighted_shares_follow_the_weights(modes: Resolver) -> None:
         assert abs(counts[value] / WEIGHTED_RUNS - weight / total) <= WEIGHT_TOLERANCE, counts
 
 
-def test_weighted_skips_down_values(modes: Resolver) -> None:
+def test_weighted_skips_down_values(modes: WorldRef) -> None:
     snippet = MODES.replace("{value: 192.0.2.3, weight: 6}",
                             "{value: 192.0.2.3, weight: 6, healthcheck: web}")
-    resolver = make_resolver([load(snippet)], seed=3, health=health(down=("192.0.2.3",)))
+    resolver = make_ref([load(snippet)], seed=3, health=health(down=("192.0.2.3",)))
     seen = {values(resolve(resolver, VIRGINIA, name="weighted.example.com."))[0]
             for _ in range(300)}
     assert seen == {"192.0.2.1", "192.0.2.2"}
 
 
-def test_all_returns_every_healthy_value(modes: Resolver) -> None:
+def test_all_returns_every_healthy_value(modes: WorldRef) -> None:
     reply = resolve(modes, VIRGINIA, name="all.example.com.")
     assert values(reply) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
 
 
-def test_multivalue_shuffles_per_query(modes: Resolver) -> None:
+def test_multivalue_shuffles_per_query(modes: WorldRef) -> None:
     orders = {tuple(values(resolve(modes, VIRGINIA, name="multi.example.com.")))
               for _ in range(300)}
     assert all(sorted(o) == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
@@ -514,14 +512,14 @@ def test_multivalue_shuffles_per_query(modes: Resolver) -> None:
     assert len(orders) > 10  # 24 orders exist; a fixed order would give 1
 
 
-def test_multivalue_leaves_out_down_values(modes: Resolver) -> None:
+def test_multivalue_leaves_out_down_values(modes: WorldRef) -> None:
     set_health(modes, health(down=("192.0.2.4",)))
     for _ in range(50):
         assert sorted(values(resolve(modes, VIRGINIA, name="multi.example.com."))) == [
             "192.0.2.1", "192.0.2.2", "192.0.2.3"]
 
 
-def test_multivalue_returns_at_most_eight(modes: Resolver) -> None:
+def test_multivalue_returns_at_most_eight(modes: WorldRef) -> None:
     pool = {f"192.0.2.{i}" for i in range(1, 13)}
     seen: set[str] = set()
     for _ in range(200):
@@ -534,9 +532,9 @@ def test_multivalue_returns_at_most_eight(modes: Resolver) -> None:
     assert seen == pool  # every value gets its turn
 
 
-def test_multivalue_sample_fits_udp(modes: Resolver) -> None:
+def test_multivalue_sample_fits_udp(modes: WorldRef) -> None:
     # The sampled answer, not the whole pool, is what is sized against the limit.
-    reply, _, _ = modes.resolve(query("multi12.example.com.", "A").to_wire(), VIRGINIA)
+    reply, _ = resolve_wire(query("multi12.example.com.", "A").to_wire(), VIRGINIA, modes.world)
     assert reply is not None and len(reply) <= 512
     assert len(dns.message.from_wire(reply).answer[0]) == 8
 
@@ -600,13 +598,13 @@ CONSIDERED = {
     UNKNOWN: ["us", "ap"],
     UNKNOWN6: ["us", "ap"],
 }
-_resolvers: dict[tuple[str, int], Resolver] = {}
+_resolvers: dict[tuple[str, int], WorldRef] = {}
 
 
-def cached_resolver(snippet: str, raw: RawLookup) -> Resolver:
+def cached_resolver(snippet: str, raw: RawLookup) -> WorldRef:
     key = (snippet, id(raw))
     if key not in _resolvers:
-        _resolvers[key] = make_resolver([load(snippet)], geo=GeoLocator(raw), seed=11)
+        _resolvers[key] = make_ref([load(snippet)], geo=GeoLocator(raw), seed=11)
     return _resolvers[key]
 
 

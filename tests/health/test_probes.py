@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from geostream_dns.adapters.probes import MAX_BODY, probe
-from geostream_dns.config.model import HealthCheck
 from geostream_dns.core.health import ProbeResult
+from geostream_dns.core.model import HealthCheck
 from tests.health.conftest import CERT_HOST, Cert, Farm, common_port, refused_port
 
 HOST = "127.0.0.2"

@@ -1,27 +1,30 @@
 """The routing decision for one (name, type, client), for people and for JSON.
 
-Runs the same `lookup` and `Router.decide` as the query path, with a trace
-list that the policy fills with each rule tried and why it matched or not,
-distances for `nearest`, each pool's values with health and weight, and the
-fallback hops. The result is plain JSON data; `cli/explain.py` prints it for
-a person and `GET /v1/explain` serves it.
+Runs the same `lookup`, the same client location (`core.client.client_net`)
+and the same matchers (`Router.select`) as the query path, with a trace list
+each matcher fills through its `describe` method: each rule tried and why it
+matched or not, distances for `nearest`, each pool's values with health and
+weight, and the fallback hops. The result is plain JSON data;
+`cli/explain.py` prints it for a person and `GET /v1/explain` serves it.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from geostream_dns.core.geo import UNKNOWN, Location, packed
+from geostream_dns.core.client import client_net
+from geostream_dns.core.geo import Location
 from geostream_dns.core.lookup import lookup
-from geostream_dns.core.snapshot import ALIAS, Snapshot
-
-if TYPE_CHECKING:
-    from geostream_dns.core.route.engine import RouteLayer
+from geostream_dns.core.route.router import pick
+from geostream_dns.core.snapshot import ALIAS
+from geostream_dns.core.wire import ClientSubnet
+from geostream_dns.core.world import World
 
 
 class ExplainError(ValueError):
@@ -40,7 +43,18 @@ def _location_json(loc: Location) -> dict[str, Any]:
             "network_prefix": loc.prefix_len, "codes": sorted(loc.codes)}
 
 
-def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client: str,
+def subnet_option(text: str) -> ClientSubnet:
+    """An ECS option for a subnet written as text ("192.0.2.0/24")."""
+    try:
+        subnet = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ExplainError(f"ecs {text!r} is not a subnet like 192.0.2.0/24") from None
+    length = (subnet.prefixlen + 7) // 8
+    return ClientSubnet(1 if subnet.version == 4 else 2, subnet.prefixlen, 0,
+                        subnet.network_address.packed[:length])
+
+
+def explain(world: World, name: str, rtype: str, client: str,
             ecs: str | None = None) -> dict[str, Any]:
     try:
         qname = dns.name.from_text(name)
@@ -51,29 +65,18 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
         client_ip = ipaddress.ip_address(client)
     except ValueError:
         raise ExplainError(f"client {client!r} is not an IP address") from None
-    if ecs is not None:
-        try:
-            subnet = ipaddress.ip_network(ecs, strict=False)
-        except ValueError:
-            raise ExplainError(f"ecs {ecs!r} is not a subnet like 192.0.2.0/24") from None
-        source_prefix = subnet.prefixlen
-        addr: bytes | None = subnet.network_address.packed if source_prefix else None
-        loc = layer.geo.locate(addr) if addr is not None else UNKNOWN
-        located_by = f"ECS {subnet}" if source_prefix else "ECS /0: no location"
-    else:
-        addr = packed(str(client_ip))  # IPv4-mapped IPv6 as IPv4, as the server does
-        source_prefix = len(addr) * 8
-        loc = layer.geo.locate(addr)
-        located_by = f"client address {client_ip}"
+    option = subnet_option(ecs) if ecs is not None else None
+    net = client_net(str(client_ip), option, world.geo)
+    health = world.health
     out: dict[str, Any] = {
         "query": {"name": qname.to_text(), "type": _type_text(qtype),
                   "client": str(client_ip), "ecs": ecs},
-        "located_by": located_by,
-        "location": _location_json(loc),
-        "health_generation": layer.health.generation,
-        "drained_regions": sorted(layer.health.drained),
+        "located_by": net.located_by(),
+        "location": _location_json(net.location),
+        "health_generation": health.generation,
+        "drained_regions": sorted(health.drained),
     }
-    res = lookup(snapshot, qname, qtype)
+    res = lookup(world.snapshot.zone_set, qname, qtype)
     out["zone"] = res.zone.origin.to_text() if res.zone is not None else None
     out["rcode"] = dns.rcode.to_text(dns.rcode.Rcode(res.rcode))
     records: list[dict[str, Any]] = []
@@ -85,13 +88,14 @@ def explain(layer: RouteLayer, snapshot: Snapshot, name: str, rtype: str, client
             rdatas = part.data.rdatas
         else:
             trace: list[dict[str, Any]] = []
-            decision = router.decide(loc, addr, source_prefix, layer.health, layer.rng, trace)
-            scope = max(scope, decision.scope)
-            rdatas = decision.rdatas
+            selection = router.select(net, world.route, trace)
+            scope = max(scope, selection.scope)
+            rdatas = pick(selection, world.rng).rdatas
             routed.append({"record": router.name, "type": router.rtype,
-                           "steps": trace, "pool": decision.pool,
-                           "answer_mode": (router.pools[decision.pool].answer
-                                           if decision.pool else "own values"),
+                           "steps": trace, "rule": selection.rule, "pool": selection.pool,
+                           "failed_open": selection.failed_open,
+                           "answer_mode": (router.pools[selection.pool].answer
+                                           if selection.pool else "own values"),
                            "values": [r.to_text() for r in rdatas]})
         for rdata in rdatas:
             records.append({"name": part.owner.to_text(), "ttl": part.ttl,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import dns.rdata
 
@@ -88,29 +88,47 @@ class Pool:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    """One routing rule. Exactly one condition is set, or none (catch-all).
+class GeosRule:
+    """Matches clients GeoIP places in one of ``geos``: upper-case codes such as
+    ``EU``, ``EU-DE``, ``NA-US-CA``."""
 
-    ``geos`` entries are upper-case codes: ``EU``, ``EU-DE``, ``NA-US-CA``.
-    ``nearest`` rules pick among their listed pools (``pool`` is None then).
-    """
-
-    pool: str | None = None
-    geos: tuple[str, ...] = ()
-    subnets: tuple[IPNetwork, ...] = ()
-    nearest: tuple[str, ...] = ()
-    bias: tuple[tuple[str, float], ...] = ()  # (pool, km) pairs for nearest
+    pool: str
+    geos: tuple[str, ...]
     line: int = 0
+    kind: ClassVar[str] = "geos"
 
-    @property
-    def kind(self) -> Literal["geos", "subnets", "nearest", "default"]:
-        if self.geos:
-            return "geos"
-        if self.subnets:
-            return "subnets"
-        if self.nearest:
-            return "nearest"
-        return "default"
+
+@dataclass(frozen=True, slots=True)
+class SubnetsRule:
+    """Matches clients whose address lies in one of ``subnets``."""
+
+    pool: str
+    subnets: tuple[IPNetwork, ...]
+    line: int = 0
+    kind: ClassVar[str] = "subnets"
+
+
+@dataclass(frozen=True, slots=True)
+class NearestRule:
+    """Matches every client: the listed pool nearest to it (distance + bias) whose
+    fallback chain is healthy."""
+
+    pools: tuple[str, ...]
+    bias: tuple[tuple[str, float], ...] = ()  # (pool, km) pairs
+    line: int = 0
+    kind: ClassVar[str] = "nearest"
+
+
+@dataclass(frozen=True, slots=True)
+class CatchAllRule:
+    """A rule without a condition: matches every client."""
+
+    pool: str
+    line: int = 0
+    kind: ClassVar[str] = "catch-all"
+
+
+Rule = GeosRule | SubnetsRule | NearestRule | CatchAllRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,45 @@
+"""Which files are zone files: the one scanner every command uses.
+
+`check`, `plan`, `apply`, `explain`, `serve` and the zones API all find zone
+files through `zone_files`, so they always agree on what a folder holds: the
+`*.yaml` and `*.yml` files directly inside it, sorted, hidden files (a
+leading dot: editor swap and backup files) left out. A path given as a file
+is taken as it is, whatever its name.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterable
+
+ZONE_SUFFIXES = (".yaml", ".yml")
+
+
+def is_zone_file_name(name: str) -> bool:
+    return name.endswith(ZONE_SUFFIXES) and not name.startswith(".")
+
+
+def file_name(origin: str) -> str:
+    """The file a zone is written to: ``example.com.`` -> ``example.com.yaml``."""
+    return origin.rstrip(".") + ".yaml"
+
+
+def zone_files(paths: Iterable[pathlib.Path]) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
+    """(zone files found, paths that do not exist). Folders are read one level deep."""
+    files: list[pathlib.Path] = []
+    missing: list[pathlib.Path] = []
+    for path in paths:
+        if path.is_dir():
+            try:
+                entries = sorted(e.name for e in os.scandir(path)
+                                 if is_zone_file_name(e.name) and e.is_file())
+            except FileNotFoundError:
+                missing.append(path)
+                continue
+            files.extend(path / name for name in entries)
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(path)
+    return files, missing

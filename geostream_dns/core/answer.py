@@ -1,0 +1,253 @@
+"""Rendered answers, the per-client-network entries built on them, and the one
+reply assembler.
+
+How this works: an `Answer` is a response minus its ID, RD/CD bits, question
+and OPT record, rendered once (when the snapshot is built, or on the first
+query that needs it) and shared by every query for that name and type. Every
+kind of entry the resolver can look up answers the same few attributes
+(`flags`, `heads`, `heads_edns`, `body`, `size`, `opt`, `opt_do`,
+`outcome`), so one function, `assemble`, turns any of them into the reply:
+
+* `Answer`: a static answer; our OPT record is the plain one;
+* `Tailored`: an answer for one client network — a routed answer, or any
+  answer to a query with ECS — with its own OPT records carrying the ECS
+  option and its scope;
+* `Weighted` and `Shuffled` *vary* per query: `vary(rng)` gives the
+  `Tailored` entry for this query (one value picked by weight, or multivalue
+  records sampled and shuffled by reordering pre-rendered record chunks);
+* `RoutedName` is a routed (name, type) with what `lookup` found for it: its
+  answer depends on the client, so the resolver looks in the per-network memo.
+
+`assemble` applies the size rule for every path: a UDP reply never exceeds
+the client's limit; when the answer does not fit, the reply is the question
+alone with TC=1, and the client retries over TCP.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from bisect import bisect_right
+from typing import TYPE_CHECKING
+
+import dns.name
+
+from geostream_dns.core.outcome import Outcome
+from geostream_dns.core.render import RRs, render_sections
+from geostream_dns.core.wire import AA, CD, OPT_DO, OPT_PLAIN, QR, RD, TC, opt_record
+
+if TYPE_CHECKING:
+    from geostream_dns.core.lookup import Resolution
+    from geostream_dns.core.route.router import Router
+
+_COUNTS = struct.Struct("!HHHH")
+_FLAGS = struct.Struct("!H")
+_ECHOED = RD | CD  # query flags every reply echoes
+_TRUNCATED = _COUNTS.pack(1, 0, 0, 0)
+_TRUNCATED_EDNS = _COUNTS.pack(1, 0, 0, 1)
+TCP_LIMIT = 0xFFFF  # the size "limit" of a TCP reply: anything that can be framed
+
+# Header bytes 2..11 (flags and counts) for each combination of the query's RD
+# and CD bits, indexed by `rd_cd(data)`; interned, since few combinations exist.
+Heads = tuple[bytes, bytes, bytes, bytes]
+_HEADS: dict[tuple[int, int, int, int, int], Heads] = {}
+
+
+def heads(flags: int, qdcount: int, ancount: int, nscount: int, arcount: int) -> Heads:
+    key = (flags, qdcount, ancount, nscount, arcount)
+    found = _HEADS.get(key)
+    if found is None:
+        counts = _COUNTS.pack(qdcount, ancount, nscount, arcount)
+        found = tuple(_FLAGS.pack(flags | (RD if i & 1 else 0) | (CD if i & 2 else 0)) + counts
+                      for i in range(4))  # type: ignore[assignment]
+        if len(_HEADS) < 100_000:
+            _HEADS[key] = found  # type: ignore[assignment]
+    return found  # type: ignore[return-value]
+
+
+def rd_cd(data: bytes) -> int:
+    """The index into `Heads` for a query's RD (byte 2, bit 0) and CD (byte 3, 0x10) bits."""
+    return data[2] & 1 | data[3] >> 3 & 2
+
+
+# EDNS options for our OPT record, or the two OPT records (without, with DO) made already
+Options = bytes | tuple[bytes, bytes]
+
+
+class Answer:
+    """A pre-rendered response minus ID, question and OPT.
+
+    `flags` holds QR, AA and the rcode; `heads`/`heads_edns` are the header's
+    flags and counts (QD/AN/NS/AR, the latter with one more additional record
+    for our OPT) for each combination of the query's RD and CD bits. `chunks`
+    keeps the answer section record by record, for routed renderings that vary
+    per query.
+    """
+
+    __slots__ = ("flags", "heads", "heads_edns", "body", "size", "rcode", "chunks",
+                 "ancount", "nscount", "arcount", "zone", "qtype", "outcome")
+
+    varies = False
+    opt = OPT_PLAIN
+    opt_do = OPT_DO
+
+    def __init__(self, rcode: int, aa: bool, ancount: int, nscount: int, arcount: int,
+                 body: bytes, outcome: Outcome, chunks: tuple[bytes, ...] = (),
+                 zone: str = "", qtype: int = 0, extra_flags: int = 0,
+                 qdcount: int = 1) -> None:
+        self.qtype = qtype
+        self.rcode = rcode
+        self.flags = QR | (AA if aa else 0) | (rcode & 0xF) | extra_flags
+        self.ancount = ancount
+        self.nscount = nscount
+        self.arcount = arcount
+        self.heads = heads(self.flags, qdcount, ancount, nscount, arcount)
+        self.heads_edns = heads(self.flags, qdcount, ancount, nscount, arcount + 1)
+        self.body = body
+        self.size = 12 + len(body)
+        self.chunks = chunks
+        self.zone = zone
+        self.outcome = outcome
+
+
+class RoutedName:
+    """A routed (name, type): what `lookup` found for it. Its answer depends on the
+    client, so the resolver finds it in the per-network memo."""
+
+    __slots__ = ("qname", "resolution", "zone", "router")
+
+    def __init__(self, qname: dns.name.Name, resolution: Resolution, zone: str) -> None:
+        self.qname = qname
+        self.resolution = resolution
+        self.zone = zone
+        # The one routed part of the answer (a CNAME chain ends at its routed record).
+        self.router: Router = next(part.data.router for part in resolution.answer
+                                   if part.data.router is not None)
+
+
+class Tailored:
+    """An answer as one client network gets it: its own OPT records (with ECS)."""
+
+    __slots__ = ("flags", "heads", "heads_edns", "body", "size", "opt", "opt_do", "outcome",
+                 "answer")
+
+    varies = False
+
+    def __init__(self, answer: Answer, options: Options, outcome: Outcome,
+                 body: bytes | None = None, ancount: int | None = None) -> None:
+        """`options`: the EDNS options our OPT carries, or our two OPT records
+        (without and with DO) made already."""
+        self.answer = answer
+        self.flags = answer.flags
+        if ancount is None or ancount == answer.ancount:
+            self.heads, self.heads_edns = answer.heads, answer.heads_edns
+        else:
+            self.heads = heads(answer.flags, 1, ancount, answer.nscount, answer.arcount)
+            self.heads_edns = heads(answer.flags, 1, ancount, answer.nscount,
+                                    answer.arcount + 1)
+        self.body = answer.body if body is None else body
+        self.size = 12 + len(self.body)
+        if isinstance(options, tuple):
+            self.opt, self.opt_do = options
+        elif options:
+            self.opt, self.opt_do = opt_records(options)
+        else:
+            self.opt, self.opt_do = OPT_PLAIN, OPT_DO
+        self.outcome = outcome
+
+
+def opt_records(options: bytes) -> tuple[bytes, bytes]:
+    """Our OPT record carrying `options`, without and with DO."""
+    return opt_record(False, options), opt_record(True, options)
+
+
+class Weighted:
+    """A weighted pool's answer: one value picked by weight per query. The entry of
+    each value is made when that value is first picked."""
+
+    __slots__ = ("answers", "entries", "cumulative", "total", "options", "outcome")
+
+    varies = True
+
+    def __init__(self, answers: tuple[Answer, ...], cumulative: tuple[int, ...],
+                 options: Options, outcome: Outcome) -> None:
+        self.answers = answers  # one rendering per healthy value, in written order
+        self.entries: list[Tailored | None] = [None] * len(answers)
+        self.cumulative = cumulative
+        self.total = cumulative[-1]
+        self.options = options
+        self.outcome = outcome
+
+    def vary(self, rng: random.Random) -> Tailored:
+        index = bisect_right(self.cumulative, rng.random() * self.total)
+        if index >= len(self.answers):
+            index = len(self.answers) - 1
+        entry = self.entries[index]
+        if entry is None:
+            entry = self.entries[index] = Tailored(self.answers[index], self.options,
+                                                   self.outcome)
+        return entry
+
+
+class Shuffled:
+    """A multivalue answer: the routed records sampled (up to `limit`) and shuffled
+    per query. The routed records are the last `count` records of the answer section."""
+
+    __slots__ = ("answer", "count", "limit", "options", "outcome")
+
+    varies = True
+
+    def __init__(self, answer: Answer, count: int, limit: int, options: Options,
+                 outcome: Outcome) -> None:
+        self.answer = answer
+        self.count = count
+        self.limit = limit
+        self.options = options
+        self.outcome = outcome
+
+    def vary(self, rng: random.Random) -> Tailored:
+        answer = self.answer
+        chunks = answer.chunks
+        head, tail = chunks[:-self.count], list(chunks[-self.count:])
+        if len(tail) > self.limit:
+            tail = rng.sample(tail, self.limit)
+        else:
+            rng.shuffle(tail)
+        return Tailored(answer, self.options, self.outcome, b"".join(head) + b"".join(tail),
+                        len(head) + len(tail))
+
+
+Entry = Answer | Tailored
+
+
+def render_answer(qname: dns.name.Name, qtype: int, res: Resolution, outcome: Outcome,
+                  answer_rrs: list[RRs] | None = None) -> Answer:
+    """Render a resolution, with its routed part replaced by `answer_rrs` when given.
+
+    Routed renderings keep their answer records one by one (for multivalue
+    shuffles); static ones, by far the most, keep only the joined body.
+    """
+    routed = answer_rrs is not None
+    if answer_rrs is None:
+        answer_rrs = [p.static_rrs() for p in res.answer]
+    rendered = render_sections(qname, qtype, answer_rrs, res.authority, res.additional,
+                               keep_chunks=routed)
+    return Answer(res.rcode, res.aa, rendered.ancount, rendered.nscount, rendered.arcount,
+                  rendered.body, outcome, rendered.answer_chunks, outcome.zone, qtype)
+
+
+def assemble(data: bytes, question: bytes, entry: Entry, opt: bytes, limit: int) -> bytes:
+    """The reply to query `data`, whose question section is `question`, from `entry`.
+
+    `opt` is our OPT record (empty without EDNS); `limit` the largest reply the
+    client takes (TCP_LIMIT over TCP). The ID and the question are the query's
+    own bytes, so the question's letter case is echoed as sent and compression
+    pointers into it stay valid. This is the one size rule of every path: an
+    answer that does not fit is replaced by the question alone with TC=1.
+    """
+    if entry.size + len(question) + len(opt) > limit:
+        flags = entry.flags | TC | ((data[2] << 8 | data[3]) & _ECHOED)
+        return b"".join((data[:2], _FLAGS.pack(flags),
+                         _TRUNCATED_EDNS if opt else _TRUNCATED, question, opt))
+    return b"".join((data[:2], (entry.heads_edns if opt else entry.heads)[
+        data[2] & 1 | data[3] >> 3 & 2], question, entry.body, opt))

@@ -1,0 +1,133 @@
+"""The world a query is answered in: one snapshot, one health view, their memos.
+
+How this works: everything the resolver reads is one frozen `World` — the
+compiled snapshot, the health view routing obeys, the GeoIP locator, the
+random source for weighted picks, and the memo tables that belong to them.
+The adapters build a new world off the query path whenever one of those
+changes (a new snapshot, a health verdict, a drain) and publish it with one
+assignment; a query in flight finishes in the world it started in, and the
+resolver never waits, locks or asks anything while answering.
+
+Memo tables are the only thing the query path changes, and each is bounded:
+
+* `answers` and `routed` start as copies of the snapshot's pre-rendered
+  answers and routed names; the slow path adds what it learns (negative
+  answers, wildcard syntheses, routed names found by lookup), at most
+  DERIVED_LIMIT entries, then starts over. They and the other snapshot-only
+  tables (`SnapshotMemo`) are shared by every world of the same snapshot, so a
+  health change does not throw them away;
+* `selections` maps a question plus client network (the ECS option as sent,
+  or the source address) to that network's entry: a routed answer, or a
+  static answer tailored with ECS. It depends on health, so each world has
+  its own, at most SELECTION_LIMIT entries (cleared when full).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from geostream_dns.core.answer import Answer, RoutedName, Shuffled, Tailored, Weighted
+from geostream_dns.core.geo import GeoLocator
+from geostream_dns.core.health import ALL_UP, HealthView
+from geostream_dns.core.outcome import Outcomes
+from geostream_dns.core.route.context import RouteContext
+from geostream_dns.core.snapshot import EMPTY, Snapshot
+
+DERIVED_LIMIT = 50_000  # answers learned by the slow path, per snapshot
+RENDERED_LIMIT = 100_000  # routed renderings, per snapshot
+SELECTION_LIMIT = 200_000  # per-network entries, per world
+
+SelectionEntry = Tailored | Weighted | Shuffled
+
+
+class SnapshotMemo:
+    """The memo tables that depend on the snapshot alone."""
+
+    __slots__ = ("answers", "routed", "derived", "rendered", "orderings", "outcomes")
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.answers: dict[bytes, Answer] = dict(snapshot.answers)
+        self.routed: dict[bytes, RoutedName] = dict(snapshot.routed)
+        self.derived: list[bytes] = []  # keys the slow path added to `answers` or `routed`
+        # (question key, decision key) -> the answer rendered for that decision
+        self.rendered: dict[tuple[bytes, Any], Answer] = {}
+        self.orderings: dict[Any, Any] = {}  # nearest orderings, see RouteContext
+        self.outcomes = Outcomes()
+
+    def learn(self, key: bytes, entry: Answer | RoutedName) -> None:
+        if len(self.derived) >= DERIVED_LIMIT:
+            for old in self.derived:
+                self.answers.pop(old, None)
+                self.routed.pop(old, None)
+            self.derived.clear()
+        if isinstance(entry, RoutedName):
+            self.routed[key] = entry
+        else:
+            self.answers[key] = entry
+        self.derived.append(key)
+
+    def remember_rendering(self, key: tuple[bytes, Any], answer: Answer) -> None:
+        if len(self.rendered) >= RENDERED_LIMIT:
+            self.rendered.clear()
+        self.rendered[key] = answer
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    snapshot: Snapshot
+    health: HealthView
+    geo: GeoLocator
+    rng: random.Random
+    memo: SnapshotMemo
+    answers: dict[bytes, Answer]  # the memo's, read on every query
+    routed: dict[bytes, RoutedName]  # the memo's
+    selections: dict[Any, SelectionEntry]
+    route: RouteContext
+
+    @classmethod
+    def create(cls, snapshot: Snapshot = EMPTY, health: HealthView = ALL_UP,
+               geo: GeoLocator | None = None, rng: random.Random | None = None) -> World:
+        memo = SnapshotMemo(snapshot)
+        return cls(snapshot, health, geo if geo is not None else GeoLocator(None),
+                   rng if rng is not None else random.Random(), memo, memo.answers,
+                   memo.routed, {}, RouteContext(health, memo.orderings))
+
+    def with_snapshot(self, snapshot: Snapshot) -> World:
+        """The same health, GeoIP and randomness around a new snapshot."""
+        return World.create(snapshot, self.health, self.geo, self.rng)
+
+    def with_health(self, health: HealthView) -> World:
+        """The same snapshot (and its memos) under a new health view."""
+        memo = self.memo
+        return World(self.snapshot, health, self.geo, self.rng, memo, memo.answers,
+                     memo.routed, {}, RouteContext(health, memo.orderings))
+
+    @property
+    def generation(self) -> int:
+        return self.snapshot.generation
+
+    def remember_selection(self, key: Any, entry: SelectionEntry) -> None:
+        selections = self.selections
+        if len(selections) >= SELECTION_LIMIT:
+            selections.clear()
+        selections[key] = entry
+
+
+class WorldRef:
+    """The world the transports answer in, replaced whole by one assignment.
+
+    The composition root owns one; transports read `.world` once per query.
+    """
+
+    __slots__ = ("world",)
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def use_snapshot(self, snapshot: Snapshot) -> None:
+        self.world = self.world.with_snapshot(snapshot)
+
+    def use_health(self, health: HealthView) -> None:
+        self.world = self.world.with_health(health)
