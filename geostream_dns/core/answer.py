@@ -1,22 +1,23 @@
-"""Rendered answers, the per-client-network entries built on them, and the one
-reply assembler.
+"""Rendered answers, the entries built on them, and the one reply assembler.
 
-How this works: an `Answer` is a response minus its ID, RD/CD bits, question
-and OPT record, rendered once (when the snapshot is built, or on the first
-query that needs it) and shared by every query for that name and type. Every
-kind of entry the resolver can look up answers the same few attributes
-(`flags`, `heads`, `heads_edns`, `body`, `size`, `opt`, `opt_do`,
-`outcome`), so one function, `assemble`, turns any of them into the reply:
+How this works: an `Answer` is a response minus its ID, question and OPT
+record, rendered once (when the snapshot is built, or on the first query that
+needs it) and shared by every query for that name and type. Every entry the
+resolver can look up answers the same few attributes (`flags`, `heads`,
+`heads_edns`, `body`, `size`, `outcome`), so one function, `assemble`, turns
+any of them into the reply:
 
-* `Answer`: a static answer; our OPT record is the plain one;
-* `Tailored`: an answer for one client network — a routed answer, or any
-  answer to a query with ECS — with its own OPT records carrying the ECS
-  option and its scope;
-* `Weighted` and `Shuffled` *vary* per query: `vary(rng)` gives the
-  `Tailored` entry for this query (one value picked by weight, or multivalue
-  records sampled and shuffled by reordering pre-rendered record chunks);
-* `RoutedName` is a routed (name, type) with what `lookup` found for it: its
-  answer depends on the client, so the resolver looks in the per-network memo.
+* `Answer`: a static answer, for a query without EDNS;
+* `Tailored`: an answer as one query shape or client network gets it — found
+  by the question and the query's OPT record as sent, it carries the OPT
+  record to send (DO echoed, ECS with its scope) and the UDP size limit;
+* `Weighted` and `Shuffled` *vary* per query: `vary(rng)` gives this query's
+  `Tailored` entry (one value picked by weight, or multivalue records sampled
+  and shuffled by reordering pre-rendered record chunks);
+* `ByAddress` stands, under a question and OPT record, for a routed name
+  asked without ECS: the answer is the source address's entry, the OPT record
+  to send is this one's;
+* `RoutedName` is a routed (name, type) with what `lookup` found for it.
 
 `assemble` applies the size rule for every path: a UDP reply never exceeds
 the client's limit; when the answer does not fit, the reply is the question
@@ -34,7 +35,7 @@ import dns.name
 
 from geostream_dns.core.outcome import Outcome
 from geostream_dns.core.render import RRs, render_sections
-from geostream_dns.core.wire import AA, CD, OPT_DO, OPT_PLAIN, QR, RD, TC, opt_record
+from geostream_dns.core.wire import AA, CD, QR, RD, TC
 
 if TYPE_CHECKING:
     from geostream_dns.core.lookup import Resolution
@@ -70,10 +71,6 @@ def rd_cd(data: bytes) -> int:
     return data[2] & 1 | data[3] >> 3 & 2
 
 
-# EDNS options for our OPT record, or the two OPT records (without, with DO) made already
-Options = bytes | tuple[bytes, bytes]
-
-
 class Answer:
     """A pre-rendered response minus ID, question and OPT.
 
@@ -88,8 +85,6 @@ class Answer:
                  "ancount", "nscount", "arcount", "zone", "qtype", "outcome")
 
     varies = False
-    opt = OPT_PLAIN
-    opt_do = OPT_DO
 
     def __init__(self, rcode: int, aa: bool, ancount: int, nscount: int, arcount: int,
                  body: bytes, outcome: Outcome, chunks: tuple[bytes, ...] = (),
@@ -126,17 +121,21 @@ class RoutedName:
 
 
 class Tailored:
-    """An answer as one client network gets it: its own OPT records (with ECS)."""
+    """An answer as one query shape or client network gets it.
 
-    __slots__ = ("flags", "heads", "heads_edns", "body", "size", "opt", "opt_do", "outcome",
+    `opt` is the OPT record to send (empty: none) and `limit` the UDP size limit,
+    both fixed by the query's own OPT record, which is part of the memo key the
+    entry is found by; entries found by source address carry none of their own
+    (the query's `ByAddress` entry does)."""
+
+    __slots__ = ("flags", "heads", "heads_edns", "body", "size", "opt", "limit", "outcome",
                  "answer")
 
     varies = False
+    by_address = False
 
-    def __init__(self, answer: Answer, options: Options, outcome: Outcome,
+    def __init__(self, answer: Answer, opt: bytes, limit: int, outcome: Outcome,
                  body: bytes | None = None, ancount: int | None = None) -> None:
-        """`options`: the EDNS options our OPT carries, or our two OPT records
-        (without and with DO) made already."""
         self.answer = answer
         self.flags = answer.flags
         if ancount is None or ancount == answer.ancount:
@@ -147,74 +146,86 @@ class Tailored:
                                     answer.arcount + 1)
         self.body = answer.body if body is None else body
         self.size = 12 + len(self.body)
-        if isinstance(options, tuple):
-            self.opt, self.opt_do = options
-        elif options:
-            self.opt, self.opt_do = opt_records(options)
-        else:
-            self.opt, self.opt_do = OPT_PLAIN, OPT_DO
+        self.opt = opt
+        self.limit = limit
         self.outcome = outcome
 
 
-def opt_records(options: bytes) -> tuple[bytes, bytes]:
-    """Our OPT record carrying `options`, without and with DO."""
-    return opt_record(False, options), opt_record(True, options)
+class ByAddress:
+    """Found by question and OPT record for a routed name asked without ECS: the
+    answer is the source address's entry; this one holds the OPT to send."""
+
+    __slots__ = ("opt", "limit")
+
+    varies = False
+    by_address = True
+
+    def __init__(self, opt: bytes, limit: int) -> None:
+        self.opt = opt
+        self.limit = limit
 
 
 class Weighted:
     """A weighted pool's answer: one value picked by weight per query. The entry of
     each value is made when that value is first picked."""
 
-    __slots__ = ("answers", "entries", "cumulative", "total", "options", "outcome")
+    __slots__ = ("answers", "entries", "cumulative", "total", "opt", "limit", "outcome")
 
     varies = True
+    by_address = False
 
     def __init__(self, answers: tuple[Answer, ...], cumulative: tuple[int, ...],
-                 options: Options, outcome: Outcome) -> None:
+                 opt: bytes, limit: int, outcome: Outcome) -> None:
         self.answers = answers  # one rendering per healthy value, in written order
         self.entries: list[Tailored | None] = [None] * len(answers)
         self.cumulative = cumulative
         self.total = cumulative[-1]
-        self.options = options
+        self.opt = opt
+        self.limit = limit
         self.outcome = outcome
 
     def vary(self, rng: random.Random) -> Tailored:
-        index = bisect_right(self.cumulative, rng.random() * self.total)
+        return self.value(bisect_right(self.cumulative, rng.random() * self.total))
+
+    def value(self, index: int) -> Tailored:
+        """The entry of the value at `index` (in written order)."""
         if index >= len(self.answers):
             index = len(self.answers) - 1
         entry = self.entries[index]
         if entry is None:
-            entry = self.entries[index] = Tailored(self.answers[index], self.options,
+            entry = self.entries[index] = Tailored(self.answers[index], self.opt, self.limit,
                                                    self.outcome)
         return entry
 
 
 class Shuffled:
-    """A multivalue answer: the routed records sampled (up to `limit`) and shuffled
-    per query. The routed records are the last `count` records of the answer section."""
+    """A multivalue answer: the routed records sampled (up to `most`) and shuffled per
+    query. The routed records are the last `count` records of the answer section."""
 
-    __slots__ = ("answer", "count", "limit", "options", "outcome")
+    __slots__ = ("answer", "count", "most", "opt", "limit", "outcome")
 
     varies = True
+    by_address = False
 
-    def __init__(self, answer: Answer, count: int, limit: int, options: Options,
+    def __init__(self, answer: Answer, count: int, most: int, opt: bytes, limit: int,
                  outcome: Outcome) -> None:
         self.answer = answer
         self.count = count
+        self.most = most
+        self.opt = opt
         self.limit = limit
-        self.options = options
         self.outcome = outcome
 
     def vary(self, rng: random.Random) -> Tailored:
         answer = self.answer
         chunks = answer.chunks
         head, tail = chunks[:-self.count], list(chunks[-self.count:])
-        if len(tail) > self.limit:
-            tail = rng.sample(tail, self.limit)
+        if len(tail) > self.most:
+            tail = rng.sample(tail, self.most)
         else:
             rng.shuffle(tail)
-        return Tailored(answer, self.options, self.outcome, b"".join(head) + b"".join(tail),
-                        len(head) + len(tail))
+        return Tailored(answer, self.opt, self.limit, self.outcome,
+                        b"".join(head) + b"".join(tail), len(head) + len(tail))
 
 
 Entry = Answer | Tailored

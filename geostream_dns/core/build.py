@@ -121,13 +121,16 @@ class _Renderer:
 
 
 def key_is_safe(key: bytes) -> bool:
-    """True when a key's type and class bytes contain no ASCII letters.
+    """True when a question key may be stored for the resolver's fast path.
 
     The resolver lower-cases the whole question (name, type and class) with one
-    `translate`; only keys whose type and class bytes that cannot change are
-    stored, so a mangled key can only miss and fall to the slow path.
+    `translate`, and finds the end of the name at its first zero byte. So only
+    keys whose type and class bytes hold no ASCII letter (they cannot change),
+    and whose first zero byte is the root label's (no label holds a zero byte),
+    are stored: then a mangled key or a misread end can only miss and fall to
+    the slow path.
     """
-    return _LETTERS.isdisjoint(key[-4:])
+    return _LETTERS.isdisjoint(key[-4:]) and key.find(0) == len(key) - 5
 
 
 def _within(zones: ZoneSet, zone: ZoneTree, name: dns.name.Name, res: Resolution) -> bool:

@@ -2,25 +2,35 @@
 
 How this works, packet in, bytes out:
 
-1. `resolve` reads the common query shape by hand — QUERY opcode, one
-   question, no records or one OPT record whose only option (if any) is ECS:
-   it finds the end of the name (one `find`), lower-cases the question bytes
-   with one `translate` (the key) and makes one dictionary look-up:
-   * without ECS, in `world.answers`: a pre-rendered (or memoized) static
-     answer; for a routed name (`world.routed`) the client's entry in
-     `world.selections`, keyed by question and source address;
-   * with ECS, in `world.selections` (keyed by question + ECS option as sent):
-     the entry tailored for that client network, routed or static.
+0. A query seen before, byte for byte after its ID (sent in lower case; from
+   the same source address for a routed name asked without ECS), gets the
+   reply made for it then: one slice, one look-up in `world.exact`, one join
+   with its ID (for a weighted pool: the reply of the value picked by weight).
+1. Otherwise `resolve` reads the common query shape by hand — QUERY opcode, one
+   question, and nothing else or one OPT record: it finds the end of the name
+   (one `find`), lower-cases the question bytes with one `translate` (the key)
+   and makes one dictionary look-up:
+   * without EDNS, in `world.answers` (static answers) or, for a routed name,
+     in `world.selections` by question and source address;
+   * with EDNS, in `world.selections` by question and the OPT record exactly
+     as sent: the entry holds the reply's body and the OPT record to send (DO
+     echoed, ECS with its scope) for that query shape or client network. A
+     routed name asked without ECS finds a `ByAddress` entry there, and its
+     answer by question and source address.
 2. An entry that varies per query (a weighted pick, a multivalue shuffle)
    gives this query's `Tailored` entry.
-3. `answer.assemble` joins ID, flags, counts, the question as sent, the body
-   and our OPT record, or a TC=1 reply when the answer does not fit.
+3. `answer.assemble` joins ID, header, the question as sent, the body and the
+   OPT record, or a TC=1 reply when the answer does not fit.
 
-Anything else — a miss, another shape, an error — goes to `_slow`, which
-parses fully (`wire.parse_query`), answers errors (FORMERR, NOTIMP, BADVERS,
-REFUSED), runs `lookup`, routes (`route.router.Router.select` for the client
-network from `client.client_net`), renders, memoizes in the world's tables so
-the next such query takes the fast path, and assembles the same way.
+Only what the slow path has validated is ever stored, and a key holds the
+question and OPT bytes exactly, so a hit proves the query well formed: the
+fast path checks nothing a hit would not prove. Anything else — a miss, an
+odd shape, an error — goes to `_slow`, which parses fully (`wire.parse_query`),
+answers errors (FORMERR, NOTIMP, BADVERS, REFUSED), runs `lookup`, routes
+(`Router.select` for the client network from `client.client_net`), renders,
+memoizes in the world's tables so the next such query takes the fast path,
+and assembles the same way. A routed name asked from a new ECS network skips
+the full parse (`_route_new_network`).
 
 The type and class bytes are lower-cased along with the name. That is safe
 because only keys whose type and class bytes hold no ASCII letters are stored
@@ -32,6 +42,7 @@ bytes (None to drop) and an `Outcome` the transport counts and logs.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 import dns.name
@@ -40,13 +51,12 @@ from geostream_dns.core import wire
 from geostream_dns.core.answer import (
     TCP_LIMIT,
     Answer,
-    Entry,
+    ByAddress,
     RoutedName,
     Shuffled,
     Tailored,
     Weighted,
     assemble,
-    opt_records,
     render_answer,
 )
 from geostream_dns.core.build import key_is_safe
@@ -70,12 +80,14 @@ from geostream_dns.core.wire import (
     FORMERR,
     LOWER,
     NOTIMP,
+    OPTION_ECS,
     REFUSED,
     SERVFAIL,
     ClientSubnet,
     MalformedQuery,
+    opt_record,
 )
-from geostream_dns.core.world import SelectionEntry, World
+from geostream_dns.core.world import World
 from geostream_dns.errors import WireError
 
 # The reply bytes (None: send nothing) and what happened. A plain tuple, not a
@@ -84,7 +96,6 @@ Reply = tuple[bytes | None, Outcome]
 
 _QUESTION_ONLY = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QD=1, AN=NS=AR=0
 _QUESTION_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD=1, AR=1
-_OPT_HEAD = b"\x00\x00\x29"  # root owner, type OPT
 _ECS_CODE = b"\x00\x08"  # option code of Client Subnet
 
 AXFR, IXFR, MAILB, MAILA = 252, 251, 253, 254
@@ -93,15 +104,25 @@ TKEY, TSIG = 249, 250
 
 def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
     """Answer one query from `client` (its address as text) in `world`."""
+    # A query seen before, byte for byte after its ID (from this source address,
+    # for a routed name asked without ECS): the reply made for it then.
+    tail = data[2:]
+    exact = world.exact
+    seen = exact.get(tail) or exact.get((tail, client))
+    if seen is not None:
+        if seen[3] is None:
+            return data[:2] + (seen[1] if tcp else seen[0]), seen[2]
+        index = bisect_right(seen[3], world.rng.random() * seen[3][-1])  # weighted
+        return data[:2] + (seen[1] if tcp else seen[0])[index], seen[2]
     # Any of the entry kinds of core/answer.py; they share the attributes read here.
     entry: Any
     try:
-        if data[2] & 0xF8:  # QR or an opcode other than QUERY
+        if data[2] & 0xF8:  # QR, or an opcode other than QUERY
             return _slow(data, client, world, tcp)
         counts = data[4:12]
         # The question's end: the first zero byte is the root label's (a zero
         # byte inside a label gives a wrong end, whose key can only miss, since
-        # every stored key is a well-formed question; a hit proves the question).
+        # every stored key is a well-formed question: a hit proves the question).
         qend = data.find(0, 12) + 5
         if counts == _QUESTION_ONLY:
             if qend != len(data):
@@ -109,68 +130,90 @@ def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
             question = data[12:]
             key = question.translate(LOWER)
             entry = world.answers.get(key)
+            if entry is not None:
+                return _reply(data, question, key, entry, b"", 512, world, tcp, tail)
+            entry = world.selections.get((key, client))  # a routed name
             if entry is None:
-                if key not in world.routed:
-                    return _slow(data, client, world, tcp)
-                entry = world.selections.get((key, client))
-                if entry is None:
-                    return _slow(data, client, world, tcp)
-                if entry.varies:
-                    entry = entry.vary(world.rng)
-            return (assemble(data, question, entry, b"", TCP_LIMIT if tcp else 512),
-                    entry.outcome)
-        if (counts != _QUESTION_OPT or data[qend:qend + 3] != _OPT_HEAD or data[qend + 6]
-                or len(data) != qend + 11 + (data[qend + 9] << 8 | data[qend + 10])):
+                return _slow(data, client, world, tcp)
+            return _reply(data, question, key, entry, b"", 512, world, tcp, (tail, client))
+        if counts != _QUESTION_OPT:
             return _slow(data, client, world, tcp)
         question = data[12:qend]
         key = question.translate(LOWER)
-        if len(data) > qend + 11:
-            # Options: one ECS option is looked up as sent (with the question) in
-            # the per-network memo; only validated options are stored there, so a
-            # hit proves the option, and anything else misses.
-            entry = world.selections.get(key + data[qend + 11:])
-            if entry is None:
-                return _route_new_network(data, qend, key, client, world, tcp)
-        else:
-            entry = world.answers.get(key)
-            if entry is None and key in world.routed:
-                entry = world.selections.get((key, client))
+        entry = world.selections.get(key + data[qend:])
         if entry is None:
+            return _route_new_network(data, qend, key, client, world, tcp)
+        if not entry.by_address:
+            return _reply(data, question, key, entry, entry.opt, entry.limit, world, tcp, tail)
+        by_address = world.selections.get((key, client))
+        if by_address is None:
             return _slow(data, client, world, tcp)
-        if entry.varies:
-            entry = entry.vary(world.rng)
-        if tcp:
-            limit = TCP_LIMIT
-        else:
-            limit = data[qend + 3] << 8 | data[qend + 4]
-            limit = 512 if limit < 512 else (1232 if limit > 1232 else limit)
-        return (assemble(data, question, entry,
-                         entry.opt_do if data[qend + 7] & 0x80 else entry.opt, limit),
-                entry.outcome)
+        return _reply(data, question, key, by_address, entry.opt, entry.limit, world, tcp,
+                      (tail, client))
     except IndexError:
         return _slow(data, client, world, tcp)
 
 
+def _reply(data: bytes, question: bytes, key: bytes, entry: Any, opt: bytes, limit: int,
+           world: World, tcp: bool, exact_key: bytes | tuple[bytes, str]) -> Reply:
+    """Reply from `entry`; keep the reply for the query's exact bytes when it holds
+    for every query with those bytes (from that address, for `exact_key`s that
+    name one).
+
+    Only questions sent in lower case are kept, so resolvers that randomize
+    letter case (0x20) do not churn the table with one entry per query. A
+    multivalue answer, shuffled per query, is never kept."""
+    if question != key or isinstance(entry, Shuffled):
+        if entry.varies:
+            entry = entry.vary(world.rng)
+        return assemble(data, question, entry, opt, TCP_LIMIT if tcp else limit), entry.outcome
+    if isinstance(entry, Weighted):
+        udp: list[bytes] = []
+        full: list[bytes] = []
+        for index in range(len(entry.answers)):
+            reply_udp, reply_full = _both(data, question, entry.value(index), opt, limit)
+            udp.append(reply_udp[2:])
+            full.append(reply_full[2:])
+        world.remember_exact(exact_key, (tuple(udp), tuple(full), entry.outcome,
+                                         entry.cumulative))
+        index = bisect_right(entry.cumulative, world.rng.random() * entry.total)
+        return data[:2] + (full if tcp else udp)[index], entry.outcome
+    reply_udp, reply_full = _both(data, question, entry, opt, limit)
+    world.remember_exact(exact_key, (reply_udp[2:], reply_full[2:], entry.outcome, None))
+    return (reply_full if tcp else reply_udp), entry.outcome
+
+
+def _both(data: bytes, question: bytes, entry: Any, opt: bytes,
+          limit: int) -> tuple[bytes, bytes]:
+    """The reply over UDP and over TCP (the same bytes unless UDP is truncated)."""
+    udp = assemble(data, question, entry, opt, limit)
+    return udp, (udp if not udp[2] & 0x02 else assemble(data, question, entry, opt, TCP_LIMIT))
+
+
 def _route_new_network(data: bytes, qend: int, key: bytes, client: str, world: World,
                        tcp: bool) -> Reply:
-    """The fast shape with one option that missed the per-network memo: a routed
-    name with a Client Subnet option from a network not seen yet is decided here,
-    without the full parse; anything else goes to `_slow`."""
+    """An EDNS query that missed the memo. A routed name asked with one Client
+    Subnet option from a network not seen yet is decided here, without the full
+    parse; anything else goes to `_slow`."""
     name = world.routed.get(key)
-    if (name is None or data[qend + 11:qend + 13] != _ECS_CODE
+    # the OPT record: root, type, payload (2), extended rcode, version, flags (2),
+    # RDLENGTH (2), then one option: code (2), length (2), body
+    if (name is None or len(data) < qend + 15 or data[qend:qend + 3] != b"\x00\x00\x29"
+            or data[qend + 6] or data[qend + 11:qend + 13] != _ECS_CODE
+            or (data[qend + 9] << 8 | data[qend + 10]) != len(data) - qend - 11
             or (data[qend + 13] << 8 | data[qend + 14]) != len(data) - qend - 15):
         return _slow(data, client, world, tcp)
     try:
         ecs = wire.parse_ecs(data[qend + 15:])
     except WireError:
         return _slow(data, client, world, tcp)  # the full parser words the FORMERR
+    limit = min(max(data[qend + 3] << 8 | data[qend + 4], wire.MIN_UDP_PAYLOAD),
+                wire.MAX_UDP_PAYLOAD)
     entry: Any = _route(world, data[qend - 4] << 8 | data[qend - 3], key, name, client, ecs,
-                        data[qend + 11:])
+                        bool(data[qend + 7] & 0x80), limit, key + data[qend:])
     if entry.varies:
         entry = entry.vary(world.rng)
-    opt = entry.opt_do if data[qend + 7] & 0x80 else entry.opt
-    limit = TCP_LIMIT if tcp else min(max(data[qend + 3] << 8 | data[qend + 4], 512), 1232)
-    return (assemble(data, data[12:qend], entry, opt, limit),
+    return (assemble(data, data[12:qend], entry, entry.opt, TCP_LIMIT if tcp else limit),
             world.memo.outcomes.variant(entry.outcome, ROUTED, COMPUTED))
 
 
@@ -182,18 +225,20 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
             return None, DROPPED_OUTCOME
         return _error(world, data, exc.flags, exc.question, FORMERR, None, 0)
     qtype = q.qtype
+    edns = q.edns
     if q.opcode != 0:
-        return _error(world, data, q.flags, q.question, NOTIMP, q.edns, qtype)
-    if q.edns is not None and q.edns.version > 0:
-        return _error(world, data, q.flags, q.question, BADVERS, q.edns, qtype)
+        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype)
+    if edns is not None and edns.version > 0:
+        return _error(world, data, q.flags, q.question, BADVERS, edns, qtype)
     if qtype in (wire.OPT, TKEY, TSIG):
-        return _error(world, data, q.flags, q.question, FORMERR, q.edns, qtype)
+        return _error(world, data, q.flags, q.question, FORMERR, edns, qtype)
     if q.qclass != CLASS_IN or qtype in (AXFR, IXFR):
-        return _error(world, data, q.flags, q.question, REFUSED, q.edns, qtype)
+        return _error(world, data, q.flags, q.question, REFUSED, edns, qtype)
     if qtype in (MAILA, MAILB):
-        return _error(world, data, q.flags, q.question, NOTIMP, q.edns, qtype)
+        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype)
     memo = world.memo
     key = q.key
+    safe = key_is_safe(key)  # the fast path can find this key again
     found: Answer | RoutedName | None = memo.answers.get(key) or memo.routed.get(key)
     tier = MEMO
     if found is None:
@@ -206,61 +251,89 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
         else:
             found = render_answer(qname, qtype, res,
                                   memo.outcomes.get(qtype, res.rcode, zone, STATIC, MEMO))
-        if key_is_safe(key):
+        if safe:
             memo.learn(key, found)
-    ecs = q.edns.ecs if q.edns is not None else None
-    chosen: Entry | SelectionEntry
+    # The memo key of the query's shape: the question and its OPT record as sent,
+    # when that is all the query holds and the reply depends on nothing else in it.
+    shape: bytes | None = None
+    if safe and edns is not None and data[4:12] == _QUESTION_OPT and _memoizable(edns):
+        shape = key + data[12 + len(q.question):]
+    ecs = edns.ecs if edns is not None else None
+    do = edns is not None and edns.do
+    limit = wire.udp_limit(edns)
+    chosen: Answer | Tailored | Weighted | Shuffled
     if isinstance(found, RoutedName):
-        chosen = _route(world, qtype, key, found, client, ecs)
-    elif ecs is not None:
+        chosen = _route(world, qtype, key, found, client, ecs, do, limit, shape, safe)
+        if ecs is None and edns is not None:
+            if shape is not None:
+                world.remember_selection(shape, ByAddress(opt_record(do), limit))
+            opt = opt_record(do)
+        else:
+            opt = chosen.opt
+    elif edns is not None:
         outcome = found.outcome
-        option = ecs.to_option(0)  # a static answer holds for everyone: scope 0
-        chosen = Tailored(found, option, memo.outcomes.get(
-            qtype, outcome.rcode, outcome.zone, STATIC, MEMO, scope=0))
-        world.remember_selection(key + option, chosen)
+        # A static answer holds for every client: ECS scope 0 (RFC 7871 §7.2.1).
+        opt = opt_record(do, ecs.to_option(0) if ecs is not None else b"")
+        chosen = Tailored(found, opt, limit, memo.outcomes.get(
+            qtype, outcome.rcode, outcome.zone, STATIC, MEMO, scope=0 if ecs else None))
+        if shape is not None:
+            world.remember_selection(shape, chosen)
     else:
         chosen = found
+        opt = b""
     if isinstance(chosen, Weighted | Shuffled):
         chosen = chosen.vary(world.rng)
     outcome = memo.outcomes.variant(chosen.outcome, SLOW, tier)
-    edns = q.edns
-    if edns is None:
-        opt, limit = b"", 512
-    else:
-        opt, limit = (chosen.opt_do if edns.do else chosen.opt), wire.udp_limit(edns)
-    return assemble(data, q.question, chosen, opt, TCP_LIMIT if tcp else limit), outcome
+    return (assemble(data, q.question, chosen, opt, TCP_LIMIT if tcp else limit), outcome)
+
+
+def _memoizable(edns: wire.Edns) -> bool:
+    """True when the reply to a query depends on nothing in its OPT record but the
+    DO bit, the payload size and a Client Subnet option: no other option but
+    ones the server ignores."""
+    return all(code == OPTION_ECS or code not in _ANSWERED_OPTIONS for code, _ in edns.options)
+
+
+# EDNS options whose presence changes the reply (none are answered yet; NSID and
+# COOKIE will be): a query carrying one is never memoized by its OPT record.
+_ANSWERED_OPTIONS: frozenset[int] = frozenset({3, 10})  # NSID, COOKIE
 
 
 def _route(world: World, qtype: int, key: bytes, name: RoutedName, client: str,
-           ecs: ClientSubnet | None, option: bytes = b"") -> SelectionEntry:
+           ecs: ClientSubnet | None, do: bool, limit: int,
+           shape: bytes | None, safe: bool = True) -> Tailored | Weighted | Shuffled:
     """Decide, render and memoize a routed answer for the query's client network.
 
-    `option` is the query's ECS option as sent (the memo key with the question)."""
+    With ECS the entry carries the OPT record to send and is memoized under
+    `shape` (the question and the query's OPT record as sent), when given;
+    without ECS it is memoized by question and source address (when the key is
+    `safe`: see `build.key_is_safe`)."""
     selection = name.router.select(client_net(client, ecs, world.geo), world.route)
     memo = world.memo
     res = name.resolution
     outcome = memo.outcomes.get(qtype, res.rcode, name.zone, ROUTED, MEMO, selection.rule,
                                 selection.pool, selection.scope if ecs is not None else None,
                                 selection.failed_open)
-    options = opt_records(ecs.to_option(selection.scope)) if ecs is not None else b""
-    entry: SelectionEntry
+    opt = opt_record(do, ecs.to_option(selection.scope)) if ecs is not None else b""
+    entry: Tailored | Weighted | Shuffled
     fixed = selection.fixed
     if fixed is not None:
         answer = _rendered(world, qtype, key, name, fixed.key, fixed.rdatas)
         if fixed.shuffle:
-            entry = Shuffled(answer, len(fixed.rdatas), MULTIVALUE_MAX, options, outcome)
+            entry = Shuffled(answer, len(fixed.rdatas), MULTIVALUE_MAX, opt, limit, outcome)
         else:
-            entry = Tailored(answer, options, outcome)
+            entry = Tailored(answer, opt, limit, outcome)
     else:
         health = selection.weighted
         assert health is not None
         pool = selection.pool
         entry = Weighted(tuple(_rendered(world, qtype, key, name, (pool, v.text), (v.rdata,))
-                               for v in health.up), health.cumulative, options, outcome)
-    if ecs is not None:
-        world.remember_selection(key + (option or ecs.to_option(0)), entry)
-    else:
-        world.remember_selection((key, client), entry)
+                               for v in health.up), health.cumulative, opt, limit, outcome)
+    if ecs is None:
+        if safe:
+            world.remember_selection((key, client), entry)
+    elif shape is not None:
+        world.remember_selection(shape, entry)
     return entry
 
 
@@ -289,13 +362,13 @@ def _error(world: World, data: bytes, qflags: int, question: bytes, rcode: int,
     outcome = world.memo.outcomes.get(qtype, rcode, "", SLOW, NONE)
     entry = Answer(rcode, False, 0, 0, 0, b"", outcome, extra_flags=qflags & 0x7800,
                    qdcount=1 if question else 0)
-    opt = b"" if edns is None else wire.opt_record(edns.do, b"", rcode >> 4)
+    opt = b"" if edns is None else opt_record(edns.do, b"", rcode >> 4)
     return assemble(data, question, entry, opt, TCP_LIMIT), outcome
 
 
 def server_failure(data: bytes) -> bytes:
     """SERVFAIL for a query whose answer cannot be sent (larger than a TCP frame)."""
     q = wire.parse_query(data)
-    opt = b"" if q.edns is None else wire.opt_record(q.edns.do)
+    opt = b"" if q.edns is None else opt_record(q.edns.do)
     entry = Answer(SERVFAIL, False, 0, 0, 0, b"", DROPPED_OUTCOME)
     return assemble(data, q.question, entry, opt, TCP_LIMIT)

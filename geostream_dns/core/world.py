@@ -16,10 +16,16 @@ Memo tables are the only thing the query path changes, and each is bounded:
   DERIVED_LIMIT entries, then starts over. They and the other snapshot-only
   tables (`SnapshotMemo`) are shared by every world of the same snapshot, so a
   health change does not throw them away;
-* `selections` maps a question plus client network (the ECS option as sent,
-  or the source address) to that network's entry: a routed answer, or a
-  static answer tailored with ECS. It depends on health, so each world has
-  its own, at most SELECTION_LIMIT entries (cleared when full).
+* `selections` maps a question plus the query's OPT record as sent (which
+  holds the ECS option, so it names the client network) to the entry that
+  answers it — a routed answer for that network, or a static answer with the
+  OPT record to send — and a routed name's question plus source address to
+  that address's answer. It depends on health, so each world has its own, at
+  most SELECTION_LIMIT entries (cleared when full);
+* `exact` maps a query's bytes after its ID to the reply made for it (UDP and
+  TCP): only for answers that hold for every client sending those bytes (a
+  static answer, or a routed one whose network is in the query's ECS option),
+  at most EXACT_LIMIT entries, per world.
 """
 
 from __future__ import annotations
@@ -28,18 +34,25 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from geostream_dns.core.answer import Answer, RoutedName, Shuffled, Tailored, Weighted
+from geostream_dns.core.answer import Answer, ByAddress, RoutedName, Shuffled, Tailored, Weighted
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.health import ALL_UP, HealthView
-from geostream_dns.core.outcome import Outcomes
+from geostream_dns.core.outcome import Outcome, Outcomes
 from geostream_dns.core.route.context import RouteContext
 from geostream_dns.core.snapshot import EMPTY, Snapshot
 
 DERIVED_LIMIT = 50_000  # answers learned by the slow path, per snapshot
 RENDERED_LIMIT = 100_000  # routed renderings, per snapshot
 SELECTION_LIMIT = 200_000  # per-network entries, per world
+EXACT_LIMIT = 100_000  # replies kept by query bytes, per world
 
-SelectionEntry = Tailored | Weighted | Shuffled
+# The reply to a query as sent (after its ID): over UDP, over TCP, its outcome, and
+# None; or, for a weighted pool, the replies of each value (UDP, TCP), the outcome
+# and the running weight sums to pick one by.
+ExactReply = (tuple[bytes, bytes, Outcome, None]
+              | tuple[tuple[bytes, ...], tuple[bytes, ...], Outcome, tuple[int, ...]])
+
+SelectionEntry = Tailored | Weighted | Shuffled | ByAddress
 
 
 class SnapshotMemo:
@@ -85,6 +98,7 @@ class World:
     routed: dict[bytes, RoutedName]  # the memo's
     selections: dict[Any, SelectionEntry]
     route: RouteContext
+    exact: dict[bytes | tuple[bytes, str], ExactReply]
 
     @classmethod
     def create(cls, snapshot: Snapshot = EMPTY, health: HealthView = ALL_UP,
@@ -92,7 +106,7 @@ class World:
         memo = SnapshotMemo(snapshot)
         return cls(snapshot, health, geo if geo is not None else GeoLocator(None),
                    rng if rng is not None else random.Random(), memo, memo.answers,
-                   memo.routed, {}, RouteContext(health, memo.orderings))
+                   memo.routed, {}, RouteContext(health, memo.orderings), {})
 
     def with_snapshot(self, snapshot: Snapshot) -> World:
         """The same health, GeoIP and randomness around a new snapshot."""
@@ -102,11 +116,17 @@ class World:
         """The same snapshot (and its memos) under a new health view."""
         memo = self.memo
         return World(self.snapshot, health, self.geo, self.rng, memo, memo.answers,
-                     memo.routed, {}, RouteContext(health, memo.orderings))
+                     memo.routed, {}, RouteContext(health, memo.orderings), {})
 
     @property
     def generation(self) -> int:
         return self.snapshot.generation
+
+    def remember_exact(self, key: bytes | tuple[bytes, str], reply: ExactReply) -> None:
+        exact = self.exact
+        if len(exact) >= EXACT_LIMIT:
+            exact.clear()
+        exact[key] = reply
 
     def remember_selection(self, key: Any, entry: SelectionEntry) -> None:
         selections = self.selections

@@ -23,6 +23,7 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
@@ -506,3 +507,20 @@ def test_random_source_is_a_parameter() -> None:
     assert ([resolve(w, CLIENT, first)[0] for w in wires]
             == [resolve(w, CLIENT, second)[0] for w in wires])
     assert len({(resolve(w, CLIENT, first)[0] or b"")[2:] for w in wires}) > 1  # orders differ
+
+
+@pytest.mark.parametrize("edns", [False, True], ids=["plain", "edns"])
+def test_a_zero_byte_inside_a_label_is_never_taken_for_the_end_of_the_name(
+        city_raw: RawLookup, edns: bool) -> None:
+    # The fast path finds the end of the name at its first zero byte; a name with
+    # a zero byte inside a label must still be answered for the whole question.
+    name = dns.name.Name([b"a\x00b", b"example", b"com", b""])
+    q = dns.message.make_query(name, "A", use_edns=0 if edns else False)
+    world = fresh(city_raw)
+    for _ in range(3):
+        reply, outcome = resolve(q.to_wire(), CLIENT, world)
+        assert reply is not None and outcome.rcode == dns.rcode.NXDOMAIN
+        msg = dns.message.from_wire(reply)
+        assert msg.question[0].name == name
+        assert reply[12:12 + len(q.question[0].name.to_wire()) + 4] == q.to_wire()[12:][
+            :len(q.question[0].name.to_wire()) + 4]
