@@ -1,4 +1,4 @@
-"""The HTTP endpoint (SPEC §7): health, readiness, metrics and the /v1 API.
+"""The HTTP endpoint: health, readiness, metrics and the /v1 API.
 
 How this works: a deliberately small HTTP/1.1 server on `asyncio.start_server`.
 The protocol part is pure: `parse_head` turns the bytes of a request head into
@@ -272,7 +272,7 @@ class Router:
 
 
 def require_token(request: Request) -> None:
-    """Allow a write only with `Authorization: Bearer $GEOSTREAM_API_TOKEN` (SPEC §7)."""
+    """Allow a write only with `Authorization: Bearer $GEOSTREAM_API_TOKEN`."""
     token = request.app.settings.api_token
     if not token:
         raise HttpError(403, "API is read-only: set GEOSTREAM_API_TOKEN")

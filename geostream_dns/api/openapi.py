@@ -1,4 +1,4 @@
-"""`GET /openapi.json`: the OpenAPI 3.1 description of the HTTP API (SPEC §7).
+"""`GET /openapi.json`: the OpenAPI 3.1 description of the HTTP API.
 
 Written by hand next to the routes it describes; a test checks that every
 route the server registers is described and nothing else.
@@ -60,7 +60,7 @@ def document(version: str) -> dict[str, Any]:
             "/v1/zones": {"get": {"summary": "the zones being served",
                                   "responses": {"200": _json("zones")}}},
             "/v1/zones/{zone}": {
-                "get": {"summary": "one zone in the SPEC §3 shape (?format=yaml for YAML)",
+                "get": {"summary": "one zone in the zone file shape (?format=yaml for YAML)",
                         "parameters": [*_zone_param(),
                                        {"name": "format", "in": "query", "required": False,
                                         "schema": {"enum": ["json", "yaml"]}}],

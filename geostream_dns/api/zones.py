@@ -1,6 +1,6 @@
-"""Zones over HTTP: `GET /v1/zones[/{zone}]`, `PUT` and `DELETE /v1/zones/{zone}` (SPEC §7).
+"""Zones over HTTP: `GET /v1/zones[/{zone}]`, `PUT` and `DELETE /v1/zones/{zone}`
 
-A zone is read and written in the SPEC §3 shape (JSON, or YAML with
+A zone is read and written in the zone file shape (JSON, or YAML with
 `?format=yaml` / a YAML body). Writes go through the same validation as
 `check` (422 with the located problems) and are atomic:
 

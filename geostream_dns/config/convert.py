@@ -1,7 +1,7 @@
 """Convert other tools' zones to GeoStream zone documents (`geostream-dns import`).
 
 Each converter takes the other format's text and gives a document in the
-SPEC §3 shape plus warnings for what it could not carry over (record types
+zone file shape plus warnings for what it could not carry over (record types
 GeoStream does not serve, Route 53 routing policies, octoDNS dynamic rules,
 aliases to names outside the zone). The caller validates the document with
 the zone loader, so nothing invalid is ever written.

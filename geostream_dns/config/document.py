@@ -1,4 +1,4 @@
-"""Validated zones -> canonical zone documents in the SPEC §3 shape, and back to YAML.
+"""Validated zones -> canonical zone documents in the zone file shape, and back to YAML.
 
 How this works: a *zone document* is plain data (dicts, lists, strings,
 numbers) in exactly the shape a zone file has, written out from a validated
@@ -49,7 +49,7 @@ RecordKey = tuple[str, str]  # (absolute owner name, type)
 
 
 def zone_document(zone: Zone) -> Document:
-    """The canonical SPEC §3 document of a validated zone (without its managed serial)."""
+    """The canonical document of a validated zone (without its managed serial)."""
     doc: Document = {"zone": zone.origin}
     doc.update(zone_settings(zone))
     records: dict[str, Any] = {}

@@ -72,7 +72,7 @@ def load_zone_text(text: str, source: str, serial: int = 1) -> Zone:
 
 
 def load_zone_data(data: Any, source: str, serial: int = 1) -> Zone:
-    """Validate one zone given as plain data: the SPEC §3 shape as ``yaml.safe_load`` or
+    """Validate one zone given as plain data: the zone file shape as ``yaml.safe_load`` or
     ``json.loads`` gives it (the PostgreSQL store and saved plans). Problems carry line 0.
 
     Raises :class:`ConfigError` carrying every problem found.

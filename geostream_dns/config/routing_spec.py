@@ -112,10 +112,10 @@ def _pools(
             ck.add(fline, fpath, "a pool cannot fall back to itself")
         elif target not in names:
             ck.add(fline, fpath, f'unknown pool "{target}"')
-    # Pools may back each other up (us -> eu -> us): SPEC §3's own example does
-    # this. Routing follows a chain only until it reaches a pool already tried
-    # (SPEC §4.3), so a cycle never loops at run time. Only a pool falling back
-    # to itself is meaningless, and refused above.
+    # Pools may back each other up (us -> eu -> us), as the sample zone does:
+    # routing follows a chain only until it reaches a pool already tried, so a
+    # cycle never loops at run time. Only a pool falling back to itself is
+    # meaningless, and refused above.
     return pools, names
 
 

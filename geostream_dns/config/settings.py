@@ -1,4 +1,4 @@
-"""Run-time settings: command-line options beat environment variables (SPEC §2)."""
+"""Run-time settings: command-line options beat environment variables."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ ALL_UP = HealthView()
 # the first passing probe closes the breaker again (the failure streak ends),
 # so the remaining `rise - 1` passes come at the normal interval and the
 # target is back in answers within `interval * rise + 1 s` of that first
-# pass (SPEC §5). The breaker opens only after BREAKER_THRESHOLD failures in
+# pass. The breaker opens only after BREAKER_THRESHOLD failures in
 # a row, so a short outage recovers at the normal pace; and a down target is
 # probed at least every HALF_OPEN_MAX seconds, however long its interval.
 

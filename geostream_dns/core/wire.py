@@ -3,7 +3,7 @@
 How this works: a query is parsed into a flat `Query` (no per-record object
 trees). `parse_query` raises `WireError` for anything malformed; the error says
 whether the 12-byte header was readable (`header_ok`), because a readable
-header earns FORMERR and an unreadable one is dropped (SPEC §6). The resolver
+header earns FORMERR and an unreadable one is dropped. The resolver
 has its own inline fast path for the common query shape and falls back to this
 parser for everything else, so both agree by construction: the fast path only
 accepts what this parser would produce the same result for.
@@ -266,7 +266,7 @@ OPT_DO = opt_record(True)
 
 
 def udp_limit(edns: Edns | None) -> int:
-    """The largest UDP reply the client accepts (SPEC §6)."""
+    """The largest UDP reply the client accepts."""
     if edns is None:
         return MIN_UDP_PAYLOAD
     return min(max(edns.payload, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
