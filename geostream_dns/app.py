@@ -21,8 +21,11 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
+from geostream_dns.adapters.probes import prober_for
+from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.adapters.stats import QueryStats
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
@@ -33,6 +36,7 @@ from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
+from geostream_dns.version import VERSION
 
 log = structlog.get_logger("geostream.app")
 
@@ -54,7 +58,22 @@ class App:
             shared = DownSetFile(settings.state_dir / "run" / f"health-{leader}.json")
         self.health = HealthManager(self.worlds.use_health,
                                     self.store.drain_store(settings.state_dir),
-                                    probe=settings.probe and worker == 0, shared=shared)
+                                    probe=settings.probe and worker == 0, shared=shared,
+                                    probe_fn=prober_for(settings.site or "-"))
+        # In a fleet (REDIS_URL), worker 0 is this server's member of it: it
+        # heartbeats, competes for its site's probe lease and combines the sites'
+        # verdicts; other workers follow its down-set like any other.
+        self.link: RedisLink | None = None
+        self.fleet: Fleet | None = None
+        if settings.redis_url and worker == 0:
+            self.link = RedisLink(parse_redis_url(settings.redis_url), settings.redis_prefix)
+            self.fleet = Fleet(self.link, settings.server_id, settings.site,
+                               "prober" if settings.probe_only else "dns", VERSION,
+                               can_probe=settings.probe,
+                               status=lambda: (self.generation, self.ready),
+                               on_change=self.health.fleet_changed,
+                               on_leader=self.health.leader_changed)
+            self.health.attach_fleet(self.fleet)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -136,12 +155,21 @@ class App:
             await self.reload()
             await self.refresh_drains()
             self.health.follow_shared()
+            self.health.follow_fleet()
             self.stats.fold()
 
     # -- life cycle ------------------------------------------------------
 
     async def start(self) -> None:
         self.health.start()
+        if self.fleet is not None:
+            # The fleet's verdicts before the first answer: a new server never
+            # starts from "everything up" where the fleet knows better.
+            if await self.fleet.join():
+                log.info("fleet.joined", server=self.settings.server_id,
+                         site=self.settings.site, sites=sorted(self.fleet.live_sites),
+                         leader=self.fleet.leader)
+            self.health.follow_fleet()
         await self.reload()
         for host, port in self.settings.listen:
             reuse = self.settings.workers > 1
@@ -159,6 +187,8 @@ class App:
             self._closers.append(server)
             log.info("http.started", host=self.settings.http[0], port=self.settings.http[1])
         self._tasks.append(asyncio.create_task(self._watch()))
+        if self.fleet is not None:
+            self.fleet.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -171,6 +201,8 @@ class App:
         log.info("server.started", generation=self.generation, worker=self.worker)
         await self._stop.wait()
         log.info("server.stopping")
+        if self.fleet is not None:
+            await self.fleet.stop()
         self.health.stop()
         for task in self._tasks:
             task.cancel()

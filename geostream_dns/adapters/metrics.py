@@ -19,7 +19,7 @@ one label set; their counts are summed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dns.rcode
 import dns.rdatatype
@@ -171,22 +171,45 @@ def config_metrics(app: App) -> Iterator[Metric]:
 
 
 def health_metrics(app: App) -> Iterator[Metric]:
-    """The prober's targets, checks and transitions, and drained regions."""
+    """Targets as routing sees them (in a fleet: the sites' verdicts combined), each
+    live site's verdict, this server's probes, and drained regions."""
     from geostream_dns.adapters.prober import LATENCY_BUCKETS as PROBE_BUCKETS
 
     manager = app.health
+    down = manager.view.down
+    targets = sorted(app.world.snapshot.health_targets)
     up = GaugeMetricFamily("geostream_health_target_up",
-                           "1 while a health-check target counts as up, else 0.",
+                           "1 while a health-check target counts as up (in a fleet: by the "
+                           "quorum of the live sites' verdicts), else 0.",
                            labels=["zone", "check", "target"])
+    for key in targets:
+        up.add_metric(list(key), 0 if key in down else 1)
+    yield up
     transitions = CounterMetricFamily(
-        "geostream_health_transitions", "Health state changes of a target, by new state.",
-        labels=["zone", "check", "target", "to"])
+        "geostream_health_transitions", "Changes of a target's state as routing obeys it, "
+        "by new state.", labels=["zone", "check", "target", "to"])
+    for ((zone, check, target), to), count in sorted(manager.transitions.items()):
+        transitions.add_metric([zone, check, target, to], count)
+    yield transitions
+    fleet = app.fleet
+    if fleet is not None:
+        site_up = GaugeMetricFamily(
+            "geostream_health_site_up", "Each live site's verdict on a target: 1 up, 0 down.",
+            labels=["zone", "check", "target", "site"])
+        wanted = set(targets)
+        for site in sorted(fleet.live_sites):
+            for key, is_up in sorted(fleet.verdicts.get(site, {}).items()):
+                if key in wanted:
+                    site_up.add_metric([*key, site], 1 if is_up else 0)
+        yield site_up
+        yield GaugeMetricFamily("geostream_health_sites_live",
+                                "Sites whose active prober heartbeats (under 5 s old).",
+                                value=len(fleet.live_sites))
+        yield GaugeMetricFamily("geostream_health_probe_lease",
+                                "1 while this server holds its site's probe lease.",
+                                value=1 if fleet.leader else 0)
     prober = manager.prober
     if prober is not None:
-        for (zone, check, target), state in sorted(prober.states.items()):
-            up.add_metric([zone, check, target], 1 if state.up else 0)
-        for ((zone, check, target), to), count in sorted(prober.stats.transitions.items()):
-            transitions.add_metric([zone, check, target, to], count)
         stats = prober.stats
         yield HistogramMetricFamily(
             "geostream_health_check_duration_seconds", "Duration of health probes.",
@@ -197,8 +220,6 @@ def health_metrics(app: App) -> Iterator[Metric]:
         checks.add_metric(["pass"], stats.checks[True])
         checks.add_metric(["fail"], stats.checks[False])
         yield checks
-    yield up
-    yield transitions
     yield GaugeMetricFamily("geostream_health_generation",
                             "Generation of the health view routing reads.",
                             value=manager.generation)
@@ -211,6 +232,35 @@ def health_metrics(app: App) -> Iterator[Metric]:
                             "The longest the event loop ran a timer late since start "
                             "(what any blocking work, probes included, costs DNS answers).",
                             value=manager.lag.max_lag)
+
+
+def fleet_metrics(app: App) -> Iterator[Metric]:
+    """The link to the fleet's Redis and the fleet's servers (with REDIS_URL only)."""
+    link, fleet = app.link, app.fleet
+    if link is None or fleet is None:
+        return
+    yield GaugeMetricFamily("geostream_redis_up", "1 while the fleet's Redis answers, else 0.",
+                            value=1 if link.up else 0)
+    yield CounterMetricFamily("geostream_redis_outages",
+                              "Times the fleet's Redis stopped answering.", value=link.outages)
+    servers = GaugeMetricFamily(
+        "geostream_fleet_servers", "Live servers of the fleet by state: insync (serving the "
+        "newest generation any live server serves), lagging (an older one), prober "
+        "(probe-only).", labels=["state"])
+    for state, count in sorted(fleet_states(fleet.servers).items()):
+        servers.add_metric([state], count)
+    yield servers
+
+
+def fleet_states(servers: Iterable[Any]) -> dict[str, int]:
+    records = list(servers)
+    newest = max((s.generation for s in records if s.role == "dns"), default=0)
+    counts = {"insync": 0, "lagging": 0, "prober": 0}
+    for s in records:
+        state = "prober" if s.role != "dns" else ("insync" if s.generation >= newest
+                                                  else "lagging")
+        counts[state] += 1
+    return counts
 
 
 def store_metrics(app: App) -> Iterator[Metric]:
@@ -230,7 +280,7 @@ def store_metrics(app: App) -> Iterator[Metric]:
 
 
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,
-                                             store_metrics)
+                                             store_metrics, fleet_metrics)
 
 
 class AppCollector:

@@ -4,6 +4,9 @@ How this works: `sync(snapshot)` derives the distinct targets from the
 snapshot's routed records — (zone, check name, value) with the check's
 settings — starts one task per new target, stops tasks of targets that are
 gone, and keeps the state of those that stay (a reload never resets health).
+In a fleet only one prober per site probes at a time: the others are paused
+(`set_active(False)`: no tasks, no sockets) and, when they take over, start
+from the states the site last published (`set_active(True, seed)`).
 Each task waits a random fraction of its interval first, so targets are not
 probed in lock-step, then probes, feeds the result to its `TargetState`
 (hysteresis and circuit breaker, `core/health.py`) and starts the next probe
@@ -23,12 +26,12 @@ import ipaddress
 import random
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from geostream_dns.adapters.probes import probe, tls_context
+from geostream_dns.adapters.probes import ProbeFn, probe, tls_context
 from geostream_dns.core.health import HealthKey, ProbeResult, TargetState, Transition
 from geostream_dns.core.model import HealthCheck
 from geostream_dns.core.snapshot import Snapshot
@@ -36,9 +39,6 @@ from geostream_dns.core.snapshot import Snapshot
 log = structlog.get_logger("geostream.prober")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-ProbeFn = Callable[[HealthCheck, str], Awaitable[ProbeResult]]
-
 
 # Address ranges reserved for documentation (RFC 5737, RFC 3849). No real
 # endpoint lives there, so they are never probed: the sample zones and the
@@ -88,6 +88,7 @@ class Prober:
         self.probe_fn = probe_fn
         self.clock = clock
         self.rng = rng or random.Random()
+        self.active = True  # probing; a paused prober keeps its targets but runs no probes
         self.targets: dict[HealthKey, Target] = {}
         self.states: dict[HealthKey, TargetState] = {}
         self.tasks: dict[HealthKey, asyncio.Task[None]] = {}
@@ -129,7 +130,31 @@ class Prober:
             if is_documentation_address(target.address):
                 state.last = ProbeResult(True, 0.0, NOT_PROBED)
                 continue
-            self.tasks[key] = asyncio.get_running_loop().create_task(self._run(target, state))
+            if self.active:
+                self.tasks[key] = asyncio.get_running_loop().create_task(
+                    self._run(target, state))
+        self.on_change(self.down())
+
+    def set_active(self, active: bool, seed: Mapping[HealthKey, bool] | None = None) -> None:
+        """Start or stop probing (call on the event loop). A prober that starts
+        takes each target's state from `seed` (the site's last published
+        verdicts) when given, so a takeover does not start from "all up"."""
+        if active == self.active:
+            return
+        self.active = active
+        if not active:
+            self.stop()
+            return
+        now = self.clock()
+        for key, state in self.states.items():
+            if seed is not None and key in seed and seed[key] != state.up:
+                state.up, state.since = seed[key], now
+                state.passes = state.failures = 0
+                self.wall_since[key] = time.time()
+        loop = asyncio.get_running_loop()
+        for key, target in self.targets.items():
+            if key not in self.tasks and not is_documentation_address(target.address):
+                self.tasks[key] = loop.create_task(self._run(target, self.states[key]))
         self.on_change(self.down())
 
     def stop(self) -> None:

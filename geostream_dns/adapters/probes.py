@@ -12,13 +12,31 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 
 from geostream_dns.core.health import ProbeResult
 from geostream_dns.core.model import HealthCheck
+from geostream_dns.version import VERSION
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
-USER_AGENT = "GeoStream-DNS-prober/1"
+
+ProbeFn = Callable[[HealthCheck, str], Awaitable[ProbeResult]]
+
+
+def user_agent(site: str) -> str:
+    """What HTTP probes say they are, so an endpoint's logs show who probes it."""
+    return f"geostream-dns-prober/{VERSION} (site={site})"
+
+
+def prober_for(site: str) -> ProbeFn:
+    """`probe` with the User-Agent of a prober in `site`."""
+    agent = user_agent(site)
+
+    async def probe_from_site(check: HealthCheck, address: str) -> ProbeResult:
+        return await probe(check, address, agent)
+
+    return probe_from_site
 
 _contexts: dict[bool, ssl.SSLContext] = {}
 
@@ -34,7 +52,7 @@ def tls_context(verify: bool) -> ssl.SSLContext:
     return ctx
 
 
-async def probe(check: HealthCheck, address: str) -> ProbeResult:
+async def probe(check: HealthCheck, address: str, agent: str = user_agent("-")) -> ProbeResult:
     """Run `check` against `address` (the value being checked)."""
     started = time.perf_counter()
     try:
@@ -42,7 +60,7 @@ async def probe(check: HealthCheck, address: str) -> ProbeResult:
             if check.protocol == "tcp":
                 reason = await _tcp(address, check.port)
             else:
-                reason = await _http(check, address)
+                reason = await _http(check, address, agent)
     except TimeoutError:
         return ProbeResult(False, time.perf_counter() - started,
                            f"timeout after {check.timeout:g}s")
@@ -72,7 +90,7 @@ async def _tcp(address: str, port: int) -> str | None:
     return None
 
 
-async def _http(check: HealthCheck, address: str) -> str:
+async def _http(check: HealthCheck, address: str, agent: str) -> str:
     host = check.host or address.rstrip(".")
     tls = check.protocol == "https"
     reader, writer = await asyncio.open_connection(
@@ -85,7 +103,7 @@ async def _http(check: HealthCheck, address: str) -> str:
         host_header = name if check.port == default_port else f"{name}:{check.port}"
         writer.write(
             f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
-            f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode())
+            f"User-Agent: {agent}\r\nAccept: */*\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
         try:
             head = await reader.readuntil(b"\r\n\r\n")

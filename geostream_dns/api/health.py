@@ -17,20 +17,31 @@ def _iso(wall: float | None) -> str | None:
 
 
 async def get_health(request: Request) -> Response:
-    manager = request.app.health
+    """Every (check, target): this server's prober state when it probes, each live
+    site's verdict in a fleet, and the combined state routing obeys."""
+    app = request.app
+    manager = app.health
     prober = manager.prober
+    fleet = app.fleet
+    down = manager.view.down
     targets: list[dict[str, Any]] = []
-    if prober is not None:
-        now_mono, now_wall = time.monotonic(), time.time()
-        for key in sorted(prober.states):
-            state = prober.states[key]
-            check = prober.targets[key].check
+    now_mono, now_wall = time.monotonic(), time.time()
+    for key, check in sorted(app.world.snapshot.health_targets.items()):
+        entry: dict[str, Any] = {
+            "zone": key[0], "check": key[1], "target": key[2],
+            "protocol": check.protocol, "port": check.port,
+            "state": "down" if key in down else "up",
+            "interval_s": check.interval, "rise": check.rise, "fall": check.fall,
+        }
+        if check.quorum is not None:
+            entry["quorum"] = check.quorum
+        state = prober.states.get(key) if prober is not None else None
+        if state is not None:
             last = state.last
-            targets.append({
-                "zone": key[0], "check": key[1], "target": key[2],
-                "protocol": check.protocol, "port": check.port,
-                "state": "up" if state.up else "down",
-                "since": _iso(prober.wall_since.get(key)),
+            entry.update({
+                "probed_here": prober is not None and prober.active,
+                "local_state": "up" if state.up else "down",
+                "since": _iso(prober.wall_since.get(key)) if prober is not None else None,
                 "last_result": None if last is None else {
                     "ok": last.ok, "reason": last.reason,
                     "at": _iso(now_wall - (now_mono - state.last_at)
@@ -40,12 +51,22 @@ async def get_health(request: Request) -> Response:
                 "consecutive_failures": state.failures,
                 "checks": state.checks,
                 "breaker_open": state.breaker_open,
-                "interval_s": state.interval, "rise": state.rise, "fall": state.fall,
             })
-    return json_response({"generation": manager.generation,
-                          "prober": prober is not None,
-                          "drained_regions": sorted(manager.drained),
-                          "targets": targets})
+        if fleet is not None:
+            entry["sites"] = {site: ("up" if verdicts[key] else "down")
+                              for site, verdicts in sorted(fleet.verdicts.items())
+                              if site in fleet.live_sites and key in verdicts}
+        targets.append(entry)
+    out: dict[str, Any] = {"generation": manager.generation,
+                           "prober": prober is not None and prober.active,
+                           "drained_regions": sorted(manager.drained),
+                           "targets": targets}
+    if fleet is not None:
+        out["fleet"] = {"site": fleet.site, "probe_lease": fleet.leader,
+                        "redis_up": fleet.link.up,
+                        "health_from": "fleet" if manager.fleet_in_charge else "own prober",
+                        "sites_live": sorted(fleet.live_sites), "epoch": fleet.epoch}
+    return json_response(out)
 
 
 def regions_of(app: Any) -> dict[str, dict[str, Any]]:

@@ -302,6 +302,14 @@ def default_router(registry: CollectorRegistry) -> Router:
             extra.update(database_reachable=status.reachable,
                          staleness_seconds=round(status.staleness_s or 0.0, 3),
                          store_generation=status.generation, source=status.source)
+        if app.link is not None and app.fleet is not None:  # in a fleet: Redis, health
+            fleet = app.fleet
+            extra["redis"] = {
+                "up": app.link.up, "target": app.link.target.display,
+                "since": round(app.link.since, 3), "error": app.link.last_error or None,
+                "health_from": "fleet" if app.health.fleet_in_charge else "own prober",
+                "site": fleet.site, "probe_lease": fleet.leader,
+                "sites_live": sorted(fleet.live_sites)}
         if app.ready:
             return json_response({"status": "ready", "generation": app.generation, **extra})
         return json_response({"status": "starting", **extra}, 503)
@@ -313,12 +321,14 @@ def default_router(registry: CollectorRegistry) -> Router:
     router.add("GET", "/ready", ready)
     router.add("GET", "/metrics", metrics)
     from geostream_dns.api import explain as explain_routes
+    from geostream_dns.api import fleet as fleet_routes
     from geostream_dns.api import health as health_routes
     from geostream_dns.api import openapi
     from geostream_dns.api import zones as zone_routes
 
     zone_routes.register(router)
     explain_routes.register(router)
+    fleet_routes.register(router)
     health_routes.register(router)
     openapi.register(router)
     return router

@@ -21,7 +21,7 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 def _errors(*codes: int) -> dict[str, Any]:
     reasons = {400: "bad request", 401: "missing or wrong bearer token",
                403: "the API is read-only (no GEOSTREAM_API_TOKEN)", 404: "not found",
-               503: "the database is unreachable"}
+               503: "the database (or, for the fleet, Redis) is unreachable"}
     return {str(c): _json(reasons[c], ERROR) for c in codes}
 
 
@@ -83,8 +83,20 @@ def document(version: str) -> dict[str, Any]:
                     for n in ("name", "type", "client", "ecs")],
                 "responses": {"200": _json("location, rules tried, pools, answer, ECS scope"),
                               **_errors(400)}}},
-            "/v1/health": {"get": {"summary": "every health-check target with its state",
+            "/v1/health": {"get": {"summary": "every health-check target: the state routing "
+                                              "obeys, this server's probes, each live site's "
+                                              "verdict (in a fleet)",
                                    "responses": {"200": _json("targets")}}},
+            "/v1/servers": {"get": {"summary": "the live fleet, as the servers report "
+                                               "themselves through Redis",
+                                    "responses": {"200": _json("servers"), **_errors(503)}}},
+            "/v1/changes/{generation}": {"get": {
+                "summary": "INSYNC once every live answering server serves the generation "
+                           "or a later one, else PENDING with the lagging servers",
+                "parameters": [{"name": "generation", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {"200": _json("status, servers, lagging"),
+                              **_errors(400, 503)}}},
             "/v1/regions": {"get": {"summary": "regions with their drain state",
                                     "responses": {"200": _json("regions")}}},
             "/v1/regions/{region}/drain": {

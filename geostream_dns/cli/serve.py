@@ -14,6 +14,8 @@ from geostream_dns.config.settings import (
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
     Settings,
+    default_server_id,
+    default_site,
     env_list,
     parse_hostport,
 )
@@ -33,7 +35,18 @@ def register(sub: Any) -> None:
                    "(GEOSTREAM_GEOIP; default: the bundled GeoLite2 City)")
     p.add_argument("--database-url", metavar="URL",
                    help="PostgreSQL, production mode (DATABASE_URL)")
-    p.add_argument("--redis-url", metavar="URL", help="Redis, production mode (REDIS_URL)")
+    p.add_argument("--redis-url", metavar="URL",
+                   help="the fleet's Redis (REDIS_URL): redis://, rediss://, unix:// or "
+                        "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
+    p.add_argument("--redis-prefix", metavar="PREFIX",
+                   help="start of every Redis key and channel, so fleets can share one Redis "
+                        "(GEOSTREAM_REDIS_PREFIX, default geostream:)")
+    p.add_argument("--site", metavar="NAME",
+                   help="the place this server probes from (GEOSTREAM_SITE, default the "
+                        "host name)")
+    p.add_argument("--server-id", metavar="ID",
+                   help="this server's name in the fleet, unique (GEOSTREAM_SERVER_ID, "
+                        "default the host name and the first DNS port)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes sharing the DNS ports with SO_REUSEPORT "
                         "(GEOSTREAM_WORKERS, default 1)")
@@ -54,13 +67,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
     listen_texts = args.listen or env_list("GEOSTREAM_LISTEN") or [DEFAULT_LISTEN]
     http_text = args.http or env.get("GEOSTREAM_HTTP") or DEFAULT_HTTP
     zones = args.zones or env_list("GEOSTREAM_ZONES")
+    listen = () if args.probe_only else tuple(parse_hostport(t) for t in listen_texts)
+    http = None if http_text == "off" else parse_hostport(http_text)
+    redis_url = args.redis_url or env.get("REDIS_URL") or None
+    if redis_url:
+        from geostream_dns.adapters.redis_link import parse_redis_url
+
+        parse_redis_url(redis_url)  # a bad URL is an error at start, never ignored
     return Settings(
-        listen=() if args.probe_only else tuple(parse_hostport(t) for t in listen_texts),
-        http=None if http_text == "off" else parse_hostport(http_text),
+        listen=listen,
+        http=http,
         zones=tuple(pathlib.Path(z) for z in zones),
         geoip=pathlib.Path(g) if (g := args.geoip or env.get("GEOSTREAM_GEOIP")) else None,
         database_url=args.database_url or env.get("DATABASE_URL"),
-        redis_url=args.redis_url or env.get("REDIS_URL"),
+        redis_url=redis_url,
+        redis_prefix=args.redis_prefix or env.get("GEOSTREAM_REDIS_PREFIX") or "geostream:",
+        site=args.site or env.get("GEOSTREAM_SITE") or default_site(),
+        server_id=(args.server_id or env.get("GEOSTREAM_SERVER_ID")
+                   or default_server_id(listen, http)),
+        probe_only=args.probe_only,
         workers=args.workers or int(env.get("GEOSTREAM_WORKERS", "1")),
         state_dir=pathlib.Path(args.state_dir or env.get("GEOSTREAM_STATE_DIR")
                                or DEFAULT_STATE_DIR),

@@ -190,6 +190,8 @@ def _healthcheck(check: HealthCheck) -> Document:
     if check.timeout != min(DEFAULT_TIMEOUT, check.interval):
         out["timeout"] = _duration(check.timeout)
     out.update(rise=check.rise, fall=check.fall)
+    if check.quorum is not None:
+        out["quorum"] = check.quorum
     if check.protocol == "https":
         out["verify_tls"] = check.verify_tls
     return out

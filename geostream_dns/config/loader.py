@@ -53,6 +53,7 @@ CHECK_KEYS = (
     "rise",
     "fall",
     "verify_tls",
+    "quorum",
 )
 OPTIONAL_BLOCKS = ("regions", "healthchecks", "records")
 HTTP_ONLY = ("path", "host", "expect")
@@ -395,6 +396,8 @@ def _healthcheck(ck: Checker, name: str, value: Any, line: int, path: str) -> He
     for key in ("rise", "fall"):
         if key in m:
             fields[key] = as_int(ck, *at(key), 1, 100)
+    if "quorum" in m:
+        fields["quorum"] = as_int(ck, *at("quorum"), 1, 100)
     if "verify_tls" in m:
         fields["verify_tls"] = as_bool(ck, *at("verify_tls"))
         if protocol in ("http", "tcp"):

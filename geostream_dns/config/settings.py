@@ -44,6 +44,10 @@ class Settings:
     api_token: str | None = None
     tcp_idle_timeout: float = 10.0
     probe: bool = True  # run the health prober (worker 0)
+    probe_only: bool = False  # serve --probe-only: no DNS listeners
+    site: str = ""  # where this server probes from (default: the host name)
+    server_id: str = ""  # unique in the fleet (default: host name and first DNS port)
+    redis_prefix: str = "geostream:"
     reload_interval: float = 0.25
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -51,3 +55,22 @@ class Settings:
 def env_list(name: str) -> list[str]:
     value = os.environ.get(name, "")
     return [v for v in value.replace(",", " ").split() if v]
+
+
+def default_site() -> str:
+    import socket
+
+    return socket.gethostname() or "site"
+
+
+def default_server_id(listen: tuple[tuple[str, int], ...],
+                      http: tuple[str, int] | None) -> str:
+    """The host name and the first DNS port (a probe-only server: its HTTP port)."""
+    import socket
+
+    host = socket.gethostname() or "server"
+    if listen:
+        return f"{host}:{listen[0][1]}"
+    if http is not None:
+        return f"{host}:probe:{http[1]}"
+    return f"{host}:probe"

@@ -1,7 +1,8 @@
 """The health view routing reads: an immutable picture, swapped whole.
 
 A value is identified for health by (zone, check name, target text). The
-prober (or, in production, the Redis quorum) publishes a new `HealthView`
+prober (or, in a fleet, the sites' verdicts combined by `fleet_down`)
+publishes a new `HealthView`
 with a higher generation whenever something changes; routers cache derived
 pool health per generation. Operator decisions beat the monitors: `status:
 up|down` on a value beats the checks, and a drained region counts as down.
@@ -9,6 +10,7 @@ up|down` on a value beats the checks, and a drained region counts as down.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 HealthKey = tuple[str, str, str]  # (zone origin, check name, target)
@@ -31,6 +33,41 @@ class HealthView:
 
 
 ALL_UP = HealthView()
+
+
+# -- a fleet's verdicts, combined --------------------------------------------------
+#
+# In a fleet each site's active prober publishes a verdict per target (after its
+# own rise/fall). A target is down when at least `quorum` live sites say down:
+# the health check's `quorum`, else a majority of the live sites, and never more
+# than the live sites (so one live site's verdict stands). A live site that has
+# no verdict for a target (it does not serve that zone yet) does not say down.
+
+SiteVerdicts = Mapping[str, Mapping[HealthKey, bool]]  # site -> target -> up?
+
+
+def quorum_needed(configured: int | None, live_sites: int) -> int:
+    """How many live sites must say down for a target to be down."""
+    wanted = configured if configured is not None else live_sites // 2 + 1
+    return max(1, min(wanted, live_sites))
+
+
+def fleet_down(verdicts: SiteVerdicts, live: Collection[str],
+               quorum: Mapping[HealthKey, int | None]) -> frozenset[HealthKey]:
+    """The targets down by the fleet's rule, from the live sites' verdicts.
+
+    `quorum` maps each target to its check's configured quorum (None: majority).
+    With no live site there is nothing to combine: callers keep the last view.
+    """
+    sites = [site for site in live if site in verdicts]
+    n = len(live)
+    down_votes: dict[HealthKey, int] = {}
+    for site in sites:
+        for key, up in verdicts[site].items():
+            if not up:
+                down_votes[key] = down_votes.get(key, 0) + 1
+    return frozenset(key for key, votes in down_votes.items()
+                     if votes >= quorum_needed(quorum.get(key), n))
 
 
 # -- the per-target state machine ------------------------------------------------

@@ -68,6 +68,7 @@ class HealthCheck:
     rise: int = 2
     fall: int = 3
     verify_tls: bool = True
+    quorum: int | None = None  # sites that must say down, in a fleet (None: a majority)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from geostream_dns.adapters.probes import MAX_BODY, probe
+from geostream_dns.adapters.probes import MAX_BODY, probe, prober_for
 from geostream_dns.core.health import ProbeResult
 from geostream_dns.core.model import HealthCheck
+from geostream_dns.version import VERSION
 from tests.health.conftest import CERT_HOST, Cert, Farm, common_port, refused_port
 
 HOST = "127.0.0.2"
@@ -58,7 +59,14 @@ def test_http_pass_sends_path_host_and_user_agent(endpoints: Farm, port: int) ->
     assert seen.path == "/healthz"
     # not the default port, so the Host header names it (RFC 9110 §7.2)
     assert seen.host == f"www.example.com:{port}"
-    assert seen.user_agent and "GeoStream" in seen.user_agent
+    assert seen.user_agent == f"geostream-dns-prober/{VERSION} (site=-)"
+
+
+def test_a_probe_names_its_site_in_the_user_agent(endpoints: Farm, port: int) -> None:
+    ep = endpoints.endpoint(HOST, port)
+    result = asyncio.run(prober_for("eu-west")(http_check(port), HOST))
+    assert result.ok, result
+    assert ep.requests[-1].user_agent == f"geostream-dns-prober/{VERSION} (site=eu-west)"
 
 
 def test_http_host_defaults_to_the_address_and_path_to_root(endpoints: Farm, port: int) -> None:

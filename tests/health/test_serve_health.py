@@ -512,7 +512,9 @@ def test_no_probe_counts_every_value_up_but_still_obeys_drains(
     assert srv.answer() == set(US)
     assert site.web["127.0.0.2"].requests == []  # nothing probes
     _, body = srv.get("/v1/health")
-    assert body["prober"] is False and body["targets"] == []
+    # every target is listed as routing sees it (up), with nothing probed here
+    assert body["prober"] is False and body["targets"]
+    assert all(t["state"] == "up" and "last_result" not in t for t in body["targets"])
     done = cli("drain", "us-east-1", "--http", f"127.0.0.1:{srv.http_port}", token=TOKEN)
     assert done.returncode == 0, done.stderr
     assert srv.answer() == {EU}
