@@ -29,6 +29,13 @@ def _zone_param() -> list[dict[str, Any]]:
     return [{"name": "zone", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
+def _wait_param() -> list[dict[str, Any]]:
+    return [{"name": "wait", "in": "query", "required": False,
+             "description": "seconds to wait until every live server serves the change "
+                            "(empty: 60)",
+             "schema": {"type": "number", "minimum": 0, "maximum": 3600}}]
+
+
 def _region_param() -> list[dict[str, Any]]:
     return [{"name": "region", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -67,12 +74,17 @@ def document(version: str) -> dict[str, Any]:
                         "responses": {"200": _json("the zone"), **_errors(400, 404)}},
                 "put": {"summary": "validate and write one zone atomically (JSON, or YAML "
                                    "with Content-Type: application/yaml)", **write,
-                        "parameters": _zone_param(),
+                        "parameters": [*_zone_param(), *_wait_param()],
                         "responses": {"200": _json("the plan and the generation served"),
                                       "422": _json("invalid zone: located problems", ERROR),
+                                      "504": _json("the fleet did not serve the write "
+                                                   "within ?wait= seconds"),
                                       **_errors(400, 401, 403, 503)}},
-                "delete": {"summary": "remove one zone", **write, "parameters": _zone_param(),
+                "delete": {"summary": "remove one zone", **write,
+                           "parameters": [*_zone_param(), *_wait_param()],
                            "responses": {"200": _json("the plan and the generation served"),
+                                         "504": _json("the fleet did not serve the write "
+                                                      "within ?wait= seconds"),
                                          **_errors(401, 403, 404, 503)}},
             },
             "/v1/explain": {"get": {

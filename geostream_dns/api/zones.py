@@ -12,7 +12,9 @@ A zone is read and written in the zone file shape (JSON, or YAML with
 Both are the store's `write_zone`; this module only validates and answers.
 
 Either way the answer holds the plan (one line per change), its summary and
-the generation now served.
+the generation now served. With `?wait=SECONDS` the answer comes once every
+live server of the fleet serves the new generation (200), or when the wait
+runs out (504), with the fleet's status.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import dns.exception
 import dns.name
 
+from geostream_dns.api.fleet import wait_in_sync
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
 from geostream_dns.config.document import Document, document_yaml, zone_document
 from geostream_dns.config.folder import file_name
@@ -93,9 +96,30 @@ def _validated(request: Request, origin: str) -> Document:
     return zone_document(zone)  # the loader checked `zone:` against the URL's name
 
 
-def _answer(plan: Plan, generation: int | None) -> Response:
-    return json_response({"changed": not plan.empty, "plan": plan.lines(),
-                          "summary": plan.summary(), "generation": generation})
+def _answer(plan: Plan, generation: int | None,
+            fleet: dict[str, Any] | None = None) -> Response:
+    body: dict[str, Any] = {"changed": not plan.empty, "plan": plan.lines(),
+                            "summary": plan.summary(), "generation": generation}
+    status = 200
+    if fleet is not None:
+        body["fleet"] = fleet
+        status = 200 if fleet["status"] == "INSYNC" else 504
+    return json_response(body, status)
+
+
+def _wait_seconds(request: Request) -> float | None:
+    """`?wait=SECONDS` (empty: 60): wait until every live server serves the write."""
+    values = request.query.get("wait")
+    if not values:
+        return None
+    text = values[0] or "60"
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise HttpError(400, "wait must be a number of seconds", [text]) from None
+    if not 0 <= seconds <= 3600:
+        raise HttpError(400, "wait must be between 0 and 3600 seconds", [text])
+    return seconds
 
 
 async def put_zone(request: Request) -> Response:
@@ -113,6 +137,7 @@ async def _write(request: Request, origin: str, doc: Document | None) -> Respons
     app = request.app
     store = app.store
     author = request.client or "api"
+    wait = _wait_seconds(request)
     try:
         plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author)
     except StoreUnavailable as exc:
@@ -127,7 +152,11 @@ async def _write(request: Request, origin: str, doc: Document | None) -> Respons
             await _caught_up(app, generation)
         else:
             await app.reload()
-    return _answer(plan, app.generation)
+    fleet = None
+    if wait is not None:
+        status, waited = await wait_in_sync(app, generation or app.generation, wait)
+        fleet = {**status.to_json(), "waited_s": round(waited, 3)}
+    return _answer(plan, app.generation, fleet)
 
 
 async def _caught_up(app: Any, generation: int, timeout: float = 2.0) -> None:

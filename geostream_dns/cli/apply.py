@@ -4,6 +4,7 @@ the database as one new generation, in one transaction."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import pathlib
 import sys
@@ -18,6 +19,7 @@ from geostream_dns.cli.database import (
     open_database,
     wanted_documents,
 )
+from geostream_dns.cli.fleet_options import add_redis_options, redis_link, report_wait, wait_for
 from geostream_dns.config.document import zone_document
 from geostream_dns.config.folder import ZONE_SUFFIXES
 from geostream_dns.config.plan import current_documents
@@ -34,6 +36,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("paths", nargs="+", type=pathlib.Path, metavar="PATH")
     parser.add_argument("--delete-missing", action="store_true",
                         help="remove zones that are in the database but in none of the files")
+    parser.add_argument("--wait", nargs="?", type=float, const=60.0, default=None,
+                        metavar="SECONDS",
+                        help="then wait (default 60 s) until every live server serves the "
+                             "new generation; exit 3 if the wait runs out (reads REDIS_URL)")
+    add_redis_options(parser)
     add_author_option(parser)
     add_database_option(parser)
     parser.set_defaults(func=run)
@@ -45,15 +52,24 @@ def is_saved_plan(paths: list[pathlib.Path]) -> bool:
 
 @guarded("apply")
 def run(args: argparse.Namespace) -> int:
+    link = redis_link(args, "apply --wait") if args.wait is not None else None
+    if args.wait is not None and args.wait < 0:
+        raise UsageError("--wait takes a number of seconds, 0 or more")
     if is_saved_plan(args.paths):
         if args.delete_missing:
             raise UsageError("a saved plan already says which zones it removes; "
                              "--delete-missing goes with `plan`")
-        return apply_saved(args, args.paths[0])
-    return apply_files(args)
+        generation = apply_saved(args, args.paths[0])
+    else:
+        generation = apply_files(args)
+    if link is None or generation is None:
+        return 0
+    status, waited = asyncio.run(wait_for(link, generation, args.wait))
+    return report_wait(status, waited)
 
 
-def apply_files(args: argparse.Namespace) -> int:
+def apply_files(args: argparse.Namespace) -> int | None:
+    """Apply zone files; the new generation (None when nothing changed)."""
     from geostream_dns.adapters import zone_db
     from geostream_dns.adapters.migrations import check_schema
     from geostream_dns.config.plan import make_plan
@@ -66,14 +82,15 @@ def apply_files(args: argparse.Namespace) -> int:
         plan = make_plan(current, wanted, head, args.delete_missing)
         _show(plan)
         if plan.empty:
-            return 0
+            return None
         generation = zone_db.write_plan(conn, plan, author(args))
     print(f"Applied generation {generation}.")
     sys.stdout.flush()
-    return 0
+    return int(generation)
 
 
-def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int:
+def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int | None:
+    """Apply a saved plan; the new generation (None when nothing changed)."""
     from geostream_dns.adapters import zone_db
     from geostream_dns.adapters.migrations import check_schema
     from geostream_dns.config.loader import load_zone_data
@@ -116,11 +133,11 @@ def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int:
         plan = plan_targets(current, targets, head)
         _show(plan)
         if plan.empty:
-            return 0
+            return None
         generation = zone_db.write_plan(conn, plan, author(args))
     print(f"Applied generation {generation} from {path}.")
     sys.stdout.flush()
-    return 0
+    return int(generation)
 
 
 def _show(plan: Any) -> None:
