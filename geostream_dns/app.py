@@ -21,6 +21,8 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.answer_cache import AnswerCache
+from geostream_dns.adapters.builder import SnapshotBuilder
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
@@ -31,7 +33,6 @@ from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
-from geostream_dns.core.build import build_snapshot
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
@@ -74,6 +75,8 @@ class App:
                                on_change=self.health.fleet_changed,
                                on_leader=self.health.leader_changed)
             self.health.attach_fleet(self.fleet)
+        self.builder = SnapshotBuilder(
+            self.store, AnswerCache(self.link) if self.link is not None else None)
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -93,14 +96,10 @@ class App:
     def _reload_sync(self) -> Snapshot | None:
         """Poll the store; build a new snapshot when zones changed (worker thread)."""
         changed, new_problems = self.store.poll()
-        for problem in new_problems:
-            if problem.path == UNREACHABLE:
-                continue  # a store that cannot reach its database logs that itself
-            log.error("zone.invalid", problem=str(problem), file=problem.file,
-                      line=problem.line, field=problem.path, message=problem.message)
+        self._log_problems(new_problems)
         if new_problems:
             self.reload_errors += 1
-        zones, self.problems = self.store.zones()
+        sources, self.problems = self.store.sources()
         status = self.store.status()
         if not status.loaded:
             return None  # production mode, database away, no saved snapshot: not ready
@@ -109,12 +108,26 @@ class App:
             return None
         started = time.perf_counter()
         generation = stored if stored is not None else self.generation + 1
-        snapshot = build_snapshot(zones, generation,
-                                  previous=self.world.snapshot)  # unchanged zones reused
-        log.info("snapshot.built", generation=snapshot.generation, zones=len(zones),
+        snapshot, report = self.builder.build(sources, generation,
+                                              previous=self.world.snapshot)
+        if report.problems:
+            self._log_problems(report.problems)
+            self.reload_errors += 1
+            self.problems = [*self.problems, *report.problems]
+        log.info("snapshot.built", generation=snapshot.generation, zones=len(sources),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
+                 reused=report.reused, from_cache=report.from_cache, built=report.built,
+                 built_elsewhere=report.waited_for, invalid=report.invalid,
                  duration_s=round(time.perf_counter() - started, 4))
         return snapshot
+
+    @staticmethod
+    def _log_problems(problems: list[Problem]) -> None:
+        for problem in problems:
+            if problem.path == UNREACHABLE:
+                continue  # a store that cannot reach its database logs that itself
+            log.error("zone.invalid", problem=str(problem), file=problem.file,
+                      line=problem.line, field=problem.path, message=problem.message)
 
     def publish(self, snapshot: Snapshot) -> None:
         if self.ready and snapshot.generation < self.generation:
@@ -142,6 +155,10 @@ class App:
                 return
             if snapshot is not None:
                 self.publish(snapshot)
+                try:  # what a restart needs, once the new snapshot serves
+                    await loop.run_in_executor(None, self.store.keep)
+                except Exception:  # noqa: BLE001 - a failed save must not stop reloads
+                    log.exception("store.keep_failed")
 
     async def refresh_drains(self) -> None:
         try:

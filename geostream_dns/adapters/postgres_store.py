@@ -23,6 +23,8 @@ reach PostgreSQL, it serves the saved file instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +49,7 @@ from geostream_dns.adapters.pg import (
     translated,
 )
 from geostream_dns.adapters.state_file import SAVE_DELAY, SavedSnapshot, SavedZone, StateFile
-from geostream_dns.adapters.stores import UNREACHABLE, Capabilities, StoreStatus
+from geostream_dns.adapters.stores import UNREACHABLE, Capabilities, StoreStatus, ZoneSource
 from geostream_dns.config.loader import load_zone_data
 from geostream_dns.core.model import Zone
 from geostream_dns.errors import ConfigError, GeoStreamError, Problem, StoreUnavailable
@@ -79,8 +81,10 @@ class PostgresStore:
         self._rng = rng or random.Random()
         self._clock = clock
         self._wall = wall
-        self._zones: dict[str, Zone] = {}
-        self._saved: dict[str, SavedZone] = {}  # what we hold, as documents
+        # origin -> (serial, generation that last changed it, content digest)
+        self._index: dict[str, tuple[int, int, str]] = {}
+        self._zones: dict[str, Zone] = {}  # validated, at the generation in `_index`
+        self._saved: dict[str, SavedZone] = {}  # documents held (for the state file)
         self._invalid: dict[str, list[Problem]] = {}
         self._listen: psycopg.Connection[Any] | None = None
         self._pool: ConnectionPool | None = None
@@ -101,10 +105,85 @@ class PostgresStore:
             return self._fallback(), problems
 
     def zones(self) -> tuple[list[Zone], list[Problem]]:
+        """Every zone validated (reading and validating what is not yet)."""
+        missing = [o for o in self._index if not self._current(o)]
+        if missing:
+            self.load(missing)
+        return [self._zones[o] for o in sorted(self._index) if o in self._zones], \
+            self.problems()
+
+    def problems(self) -> list[Problem]:
         problems = [p for ps in self._invalid.values() for p in ps]
         if self._outage is not None:
             problems.append(self._outage)
-        return list(self._zones.values()), problems
+        return problems
+
+    def sources(self) -> tuple[list[ZoneSource], list[Problem]]:
+        """Every zone by its content digest; validated ones carry their model."""
+        return [ZoneSource(origin, digest, self._zones.get(origin) if self._current(origin)
+                           else None)
+                for origin, (_serial, _gen, digest) in sorted(self._index.items())], \
+            self.problems()
+
+    def _current(self, origin: str) -> bool:
+        zone = self._zones.get(origin)
+        saved = self._saved.get(origin)
+        index = self._index.get(origin)
+        return (zone is not None and saved is not None and index is not None
+                and saved.generation == index[1] and saved.serial == index[0])
+
+    def load(self, origins: list[str]) -> tuple[dict[str, ZoneSource], list[Problem]]:
+        """Read and validate the named zones (from the database, or from the saved
+        file while serving it): their sources, with model and exact digest, and
+        the problems of the invalid ones (their previous version stays)."""
+        if not origins:
+            return {}, []
+        if self.source == "file":
+            saved = {o: self._saved[o] for o in origins if o in self._saved}
+            digests = {o: _saved_digest(z) for o, z in saved.items()}
+        else:
+            if self._pool is None:
+                raise StoreUnavailable(f"{redact(self.url)} is unreachable")
+            with translated(self.url), self._pool.connection() as conn:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                stored = zone_db.stored_zones(conn, origins)
+                digests = zone_db.zone_digests(conn, list(stored))
+            saved = {o: SavedZone(z.origin, z.serial, z.generation, z.document)
+                     for o, z in stored.items()}
+        out: dict[str, ZoneSource] = {}
+        problems: list[Problem] = []
+        for origin, zone_doc in saved.items():
+            try:
+                zone = load_zone_data(zone_doc.document, f"{SOURCE}:{origin}", zone_doc.serial)
+            except ConfigError as exc:
+                self._invalid[origin] = exc.problems
+                problems.extend(exc.problems)  # the App logs them (zone.invalid)
+                continue
+            self._invalid.pop(origin, None)
+            self._zones[origin] = zone
+            self._saved[origin] = zone_doc
+            if origin in self._index or self.source == "file":
+                self._index[origin] = (zone_doc.serial, zone_doc.generation, digests[origin])
+            out[origin] = ZoneSource(origin, digests[origin], zone)
+        return out, problems
+
+    def keep(self) -> None:
+        """Hold every zone's document and save them for a restart during an outage
+        (reads the documents not held yet; none are validated)."""
+        if self.source != "database" or self._pool is None:
+            return
+        missing = [o for o, (serial, gen, _d) in self._index.items()
+                   if (saved := self._saved.get(o)) is None or saved.generation != gen
+                   or saved.serial != serial]
+        if missing:
+            with translated(self.url), self._pool.connection() as conn:
+                stored = zone_db.stored_zones(conn, missing)
+            for origin, z in stored.items():
+                self._saved[origin] = SavedZone(z.origin, z.serial, z.generation, z.document)
+        held = [self._saved[o] for o in sorted(self._index) if o in self._saved]
+        saving = self.state.save_later(SavedSnapshot(self.generation or 0, self._wall(),
+                                                     redact(self.url), held))
+        saving.add_done_callback(self._saved_file)
 
     def status(self) -> StoreStatus:
         return StoreStatus(loaded=self.loaded, generation=self.generation, source=self.source,
@@ -166,70 +245,48 @@ class PostgresStore:
         self._full_load = True
 
     def _load(self) -> tuple[bool, list[Problem]]:
-        """Read what changed since what we hold: (zones changed?, problems of invalid ones)."""
+        """Read what changed since what we hold: every zone's serial and generation,
+        and the digests of the zones that moved. (zones changed?, problems)"""
         assert self._pool is not None
         started = time.perf_counter()
         with translated(self.url), self._pool.connection() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = zone_db.head_generation(conn)
-            generations = zone_db.zone_generations(conn)
+            serials = zone_db.zone_serials(conn)
             if self._full_load or self.source != "database":
-                wanted = sorted(generations)
+                moved = sorted(serials)
             else:
-                wanted = [z for z, g in generations.items()
-                          if z not in self._saved or self._saved[z].generation != g]
-            stored = zone_db.stored_zones(conn, wanted) if wanted else {}
-        read_s = time.perf_counter() - started
-        removed = [z for z in self._zones if z not in generations]
+                moved = [z for z, (serial, gen) in serials.items()
+                         if z not in self._index or self._index[z][:2] != (serial, gen)]
+            digests = zone_db.zone_digests(conn, moved) if moved else {}
+        removed = [z for z in self._index if z not in serials]
         for origin in removed:
+            self._index.pop(origin, None)
             self._zones.pop(origin, None)
             self._saved.pop(origin, None)
-            self._invalid.pop(origin, None)
-        for gone in (self._saved, self._invalid):  # also zones that never were valid
-            for origin in set(gone) - set(generations):
+        for gone in (self._saved, self._invalid, self._zones):  # also zones never valid
+            for origin in set(gone) - set(serials):
                 del gone[origin]
-        changed_zones, problems = self._accept(
-            SavedZone(z.origin, z.serial, z.generation, z.document) for z in stored.values())
-        changed = bool(removed or changed_zones) or self.generation != head or not self.loaded
+        really_moved = 0
+        for origin in moved:
+            entry = (*serials[origin], digests[origin])
+            if self._index.get(origin) != entry:
+                really_moved += 1
+            self._index[origin] = entry
+        changed = bool(removed or really_moved) or self.generation != head or not self.loaded
         self.generation = head
         self.source = "database"
         self.loaded = True
         self._full_load = False
-        log.info("store.loaded", generation=head, zones=len(self._zones),
-                 zones_read=len(stored), zones_changed=changed_zones, zones_removed=len(removed),
-                 read_s=round(read_s, 4), duration_s=round(time.perf_counter() - started, 4))
-        saving = self.state.save_later(SavedSnapshot(head, self._wall(), redact(self.url),
-                                                     list(self._saved.values())))
-        saving.add_done_callback(self._saved_file)
-        return changed, problems
+        log.info("store.loaded", generation=head, zones=len(self._index),
+                 zones_moved=really_moved, zones_removed=len(removed),
+                 duration_s=round(time.perf_counter() - started, 4))
+        return changed, []
 
     def _saved_file(self, saving: Future[bool]) -> None:
         error = saving.exception()
         if error is not None:
             log.error("store.snapshot_save_failed", path=str(self.state.path), error=str(error))
-
-    def _accept(self, zones: Any) -> tuple[int, list[Problem]]:
-        """Validate zones and take the valid ones (an invalid one keeps its previous
-        version): (how many changed, the problems of the invalid ones)."""
-        changed = 0
-        problems: list[Problem] = []
-        for saved in zones:
-            previous = self._saved.get(saved.origin)
-            if (previous is not None and previous.document == saved.document
-                    and previous.serial == saved.serial and saved.origin in self._zones):
-                self._saved[saved.origin] = saved
-                continue
-            try:
-                zone = load_zone_data(saved.document, f"{SOURCE}:{saved.origin}", saved.serial)
-            except ConfigError as exc:
-                self._invalid[saved.origin] = exc.problems
-                problems.extend(exc.problems)  # the App logs them (zone.invalid)
-                continue
-            self._invalid.pop(saved.origin, None)
-            self._zones[zone.origin] = zone
-            self._saved[zone.origin] = saved
-            changed += 1
-        return changed, problems
 
     def _fallback(self) -> bool:
         """At start, with PostgreSQL unreachable: serve the saved snapshot, once."""
@@ -250,15 +307,15 @@ class PostgresStore:
             log.error("store.saved_snapshot_other_database", path=str(self.state.path),
                       saved_for=saved.database, database=redact(self.url))
             return False
-        for problem in self._accept(saved.zones)[1]:
-            log.error("zone.invalid", problem=str(problem), file=problem.file,
-                      field=problem.path, message=problem.message)
+        self._saved = {z.origin: z for z in saved.zones}
+        self._index = {z.origin: (z.serial, z.generation, _saved_digest(z))
+                       for z in saved.zones}
         self.generation = saved.generation
         self.last_ok = saved.saved_at
         self.loaded = True
         self.source = "file"
         log.warning("store.serving_saved_snapshot", path=str(self.state.path),
-                    generation=saved.generation, zones=len(self._zones),
+                    generation=saved.generation, zones=len(self._index),
                     age_s=round(self.staleness(), 1), database=saved.database)
         return True
 
@@ -354,3 +411,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     """Set up each pooled connection (left idle, as the pool requires)."""
     conn.execute(STATEMENT_TIMEOUT)
     conn.commit()
+
+
+def _saved_digest(zone: SavedZone) -> str:
+    """A digest for a zone read from the saved file (a key space of its own: it
+    never matches the database's, so nothing is taken from the answer cache for
+    it by mistake)."""
+    text = json.dumps(zone.document, sort_keys=True, separators=(",", ":"))
+    return "saved-" + hashlib.sha256(f"{zone.serial}\n{text}".encode()).hexdigest()

@@ -38,6 +38,17 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneSource:
+    """A zone as a store holds it: its content digest (what a compiled zone is keyed
+    by, in the snapshot and in the fleet's answer cache) and, when the store has
+    validated it already, the validated zone."""
+
+    origin: str
+    digest: str
+    zone: Zone | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStatus:
     loaded: bool  # a configuration is held (it may be a saved copy)
     generation: int | None  # the store's generation (None: it does not number changes)
@@ -65,7 +76,22 @@ class Store(Protocol):
         ...
 
     def zones(self) -> tuple[list[Zone], list[Problem]]:
-        """The zones to serve and the standing problems."""
+        """The zones to serve, all validated, and the standing problems."""
+        ...
+
+    def sources(self) -> tuple[list[ZoneSource], list[Problem]]:
+        """The zones to serve by digest (validated or not yet), and the standing
+        problems: a build loads only what it cannot find compiled already."""
+        ...
+
+    def load(self, origins: list[str]) -> tuple[dict[str, ZoneSource], list[Problem]]:
+        """Validate the named zones: their sources with the validated zone, and the
+        problems of the invalid ones. Raises StoreUnavailable."""
+        ...
+
+    def keep(self) -> None:
+        """After a build: keep what a restart needs (production: the documents, in
+        the state dir). Runs in a worker thread."""
         ...
 
     def status(self) -> StoreStatus: ...

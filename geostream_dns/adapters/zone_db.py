@@ -77,6 +77,31 @@ def zone_generations(conn: Conn) -> dict[str, int]:
     return {name: int(gen) for name, gen in conn.execute("SELECT name, generation FROM zones")}
 
 
+def zone_serials(conn: Conn) -> dict[str, tuple[int, int]]:
+    """Every zone's (serial, generation that last changed it): no documents."""
+    return {name: (int(serial), int(gen))
+            for name, serial, gen in conn.execute("SELECT name, serial, generation FROM zones")}
+
+
+# The content digest of a zone, computed by the database over exactly what a
+# document is assembled from (jsonb's text form is canonical: keys sorted, one
+# spelling), so every server of a fleet computes the same digest for the same
+# zone without reading it. The answer cache is keyed by it.
+_DIGESTS = """
+SELECT z.name, encode(sha256(convert_to(
+         z.serial::text || E'\n' || z.settings::text || E'\n' || coalesce((
+           SELECT string_agg(r.name || E'\t' || r.type || E'\t' || r.data::text, E'\n'
+                             ORDER BY r.name, r.type)
+           FROM record_sets r WHERE r.zone = z.name), ''), 'UTF8')), 'hex')
+FROM zones z WHERE z.name = ANY(%s)
+"""
+
+
+def zone_digests(conn: Conn, origins: Sequence[str]) -> dict[str, str]:
+    """The content digest of each named zone (see _DIGESTS)."""
+    return {name: digest for name, digest in conn.execute(_DIGESTS, (list(origins),))}
+
+
 def stored_zones(conn: Conn, origins: Sequence[str] | None = None) -> dict[str, StoredZone]:
     """Zones as whole documents (all of them, or those named), assembled from their rows."""
     where, params = ("", ()) if origins is None else (" WHERE name = ANY(%s)", (list(origins),))

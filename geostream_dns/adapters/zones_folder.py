@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from geostream_dns.adapters.drain import DrainFile
 from geostream_dns.adapters.files import atomic_write_text
-from geostream_dns.adapters.stores import Capabilities, StoreStatus
+from geostream_dns.adapters.stores import Capabilities, StoreStatus, ZoneSource
 from geostream_dns.config.folder import ZONE_SUFFIXES, file_name, zone_files
 from geostream_dns.config.loader import load_zone_file
 from geostream_dns.core.model import Zone
@@ -150,6 +150,21 @@ class ZonesFolder:
 
     def status(self) -> StoreStatus:
         return StoreStatus(loaded=True, generation=None, source="folder")
+
+    def sources(self) -> tuple[list[ZoneSource], list[Problem]]:
+        """Every zone (validated when its file was read), by the file version it
+        came from."""
+        zones, problems = self.zones()
+        return [ZoneSource(zone.origin, f"file:{zone.source}:{zone.serial}:{id(zone)}", zone)
+                for zone in zones], problems
+
+    def load(self, origins: list[str]) -> tuple[dict[str, ZoneSource], list[Problem]]:
+        wanted = set(origins)
+        sources, _problems = self.sources()
+        return {s.origin: s for s in sources if s.origin in wanted}, []
+
+    def keep(self) -> None:
+        pass
 
     def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
         """Write the zone's file atomically (or remove it): the file the zone came

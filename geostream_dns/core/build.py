@@ -1,34 +1,40 @@
-"""Build a snapshot from validated zones (pure; runs off the event loop).
+"""Build a snapshot from zones (pure; runs off the event loop).
 
-How this works: every zone is compiled into a tree (routers included), then
-every existing (name, type) is looked up once and its answer rendered into
-the snapshot's answers table as wire bytes; a routed name's `RoutedName`
-goes into the routed table instead, its answer decided per client network.
+How this works, in two steps:
 
-Given the snapshot being served (``previous``) a build is incremental. A
-zone whose validated ``Zone`` object is the very one the previous tree was
-compiled from (stores keep the objects of zones that did not change) keeps
-its tree and its answers; only changed zones are compiled and rendered.
-Answers that depend on another zone than the one holding their name (CNAME
-chains or ALIASes leaving the zone, names under a hosted child zone) are
-noted at render time and always rendered again. When zones are added or
-removed, every answer may move (a new child zone takes names from its
-parent), so the build is a full one, as it is without a previous snapshot.
+1. `compile_unit` compiles one zone on its own into a `CompiledZone`: its
+   tree (routers included) and its answers rendered to wire bytes. It renders
+   only what depends on nothing but the zone itself and on which hosted zones
+   sit below it (`children`): an answer whose CNAME chain or ALIAS leaves the
+   zone, a routed name (answered per client), and names at or below a hosted
+   child zone are *deferred* instead. So a compiled zone can be kept and
+   shared — between builds, and between the servers of a fleet through the
+   answer cache (`core.cachefmt`) — keyed by its content and its children.
+2. `assemble` puts compiled zones together: the trees into one zone set, the
+   answers into one table, and the deferred names looked up once against the
+   whole set (a routed name becomes a `RoutedName`, anything else is
+   rendered).
+
+`build_snapshot` does both for validated zones, reusing the compiled zones of
+the previous snapshot whose `Zone` object did not change (stores hand back
+the very same objects for zones that did not change) and whose child zones
+are the same: a one-record change among 10,000 zones compiles one zone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import dns.name
 import dns.rdatatype
 
 from geostream_dns.core.answer import Answer, RoutedName, render_answer
-from geostream_dns.core.lookup import Resolution, lookup
+from geostream_dns.core.lookup import CNAME, Resolution, lookup
 from geostream_dns.core.model import Zone
 from geostream_dns.core.outcome import SNAPSHOT, STATIC, Outcomes
 from geostream_dns.core.snapshot import (
     ALIAS,
+    CompiledZone,
     Snapshot,
     ZoneSet,
     ZoneTree,
@@ -37,87 +43,7 @@ from geostream_dns.core.snapshot import (
     question_key,
 )
 
-_ADDRESS = (int(dns.rdatatype.A), int(dns.rdatatype.AAAA))
 _LETTERS = frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
-
-Answers = dict[bytes, Answer]
-RoutedNames = dict[bytes, RoutedName]
-Foreign = dict[bytes, tuple[dns.name.Name, int, dns.name.Name]]
-
-
-def build_snapshot(zones: Iterable[Zone], generation: int,
-                   previous: Snapshot | None = None) -> Snapshot:
-    reusable = previous.zones if previous is not None else {}
-    trees: dict[dns.name.Name, ZoneTree] = {}
-    changed: list[ZoneTree] = []
-    for zone in zones:
-        tree = reusable.get(dns.name.from_text(zone.origin))
-        if tree is None or tree.model is not zone:
-            tree = compile_zone(zone)
-            changed.append(tree)
-        trees[tree.origin] = tree
-    zone_set = ZoneSet.of(trees)
-    builder = _Renderer(zone_set)
-    if previous is None or not reusable or set(reusable) != set(trees):
-        for tree in trees.values():
-            builder.render_zone(tree)
-    else:
-        stale = {tree.origin.to_text() for tree in changed}
-        before = previous.foreign
-        builder.answers.update(
-            (key, answer) for key, answer in previous.answers.items()
-            if answer.zone not in stale and key not in before)
-        builder.routed.update(
-            (key, name) for key, name in previous.routed.items()
-            if name.zone not in stale and key not in before)
-        for tree in changed:
-            builder.render_zone(tree)
-        changed_origins = {tree.origin for tree in changed}
-        for name, rdtype, _ in before.values():
-            # Every unchanged zone holding the name renders it again (changed zones were
-            # rendered whole above); a name may sit in a parent zone and in its child.
-            for tree in _holders(trees, name, rdtype):
-                if tree.origin not in changed_origins:
-                    builder.render(tree, name, rdtype)
-    return Snapshot(generation, zone_set, builder.answers, builder.routed, builder.foreign,
-                    health_targets(trees))
-
-
-class _Renderer:
-    """Fills an answers table (and notes foreign answers) for a zone set."""
-
-    def __init__(self, zone_set: ZoneSet) -> None:
-        self.zone_set = zone_set
-        self.answers: Answers = {}
-        self.routed: RoutedNames = {}
-        self.foreign: Foreign = {}
-        self.outcomes = Outcomes()
-
-    def render_zone(self, tree: ZoneTree) -> None:
-        for name, node in tree.nodes.items():
-            for rdtype in node:
-                if rdtype == ALIAS:  # answered as A/AAAA below
-                    continue
-                self.render(tree, name, rdtype)
-            if ALIAS in node:
-                self.render(tree, name, dns.rdatatype.A)
-                self.render(tree, name, dns.rdatatype.AAAA)
-
-    def render(self, tree: ZoneTree, name: dns.name.Name, rdtype: int) -> None:
-        key = question_key(name, rdtype)
-        if not key_is_safe(key):
-            return
-        res = lookup(self.zone_set, name, rdtype)
-        zone = res.zone.origin.to_text() if res.zone is not None else ""
-        if res.routed:
-            self.routed[key] = RoutedName(name, res, zone)
-            self.answers.pop(key, None)
-        else:
-            self.routed.pop(key, None)
-            outcome = self.outcomes.get(rdtype, res.rcode, zone, STATIC, SNAPSHOT)
-            self.answers[key] = render_answer(name, rdtype, res, outcome)
-        if not _within(self.zone_set, tree, name, res):
-            self.foreign[key] = (name, rdtype, tree.origin)
 
 
 def key_is_safe(key: bytes) -> bool:
@@ -133,26 +59,129 @@ def key_is_safe(key: bytes) -> bool:
     return _LETTERS.isdisjoint(key[-4:]) and key.find(0) == len(key) - 5
 
 
-def _within(zones: ZoneSet, zone: ZoneTree, name: dns.name.Name, res: Resolution) -> bool:
-    """True when the answer to `name` is made of `zone` alone."""
-    if res.zone is not zone:
-        return False
-    if len(res.answer) > 1 and any(zones.find_zone(p.owner) is not zone for p in res.answer):
-        return False
-    node = zone.nodes.get(name)
-    alias = node.get(ALIAS) if node is not None else None
-    return alias is None or alias.alias is None or zones.find_zone(alias.alias) is zone
+def children_of(origins: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Each origin's hosted zones below it (text, absolute)."""
+    names = {origin: dns.name.from_text(origin) for origin in origins}
+    out: dict[str, set[str]] = {origin: set() for origin in names}
+    for origin, name in names.items():
+        parent = name
+        while len(parent) > 1:
+            parent = parent.parent()
+            holder = parent.to_text()
+            if holder in out:
+                out[holder].add(origin)
+    return {origin: frozenset(found) for origin, found in out.items()}
 
 
-def _holders(trees: dict[dns.name.Name, ZoneTree], name: dns.name.Name,
-             rdtype: int) -> list[ZoneTree]:
-    """The trees with a node `name` that a full build would render `rdtype` from."""
-    out = []
-    for depth in range(len(name), 0, -1):
-        tree = trees.get(name.split(depth)[1] if depth < len(name) else name)
-        if tree is None:
+def unit_key(digest: str, children: frozenset[str]) -> str:
+    """What a compiled zone depends on: the zone's content and its child zones."""
+    return digest + "|" + ",".join(sorted(children))
+
+
+def compile_unit(zone: Zone, key: str, children: frozenset[str] = frozenset(),
+                 outcomes: Outcomes | None = None) -> CompiledZone:
+    """Compile one validated zone and render what depends on it alone."""
+    tree = compile_zone(zone)
+    outcomes = outcomes if outcomes is not None else Outcomes()
+    child_names = tuple(dns.name.from_text(c) for c in children)
+    alone = ZoneSet.of({tree.origin: tree})
+    zone_text = tree.origin.to_text()
+    answers: dict[bytes, Answer] = {}
+    deferred: list[tuple[dns.name.Name, int]] = []
+    for name, rdtype in _questions(tree):
+        if any(name.is_subdomain(child) for child in child_names):
+            deferred.append((name, rdtype))
             continue
-        node = tree.nodes.get(name)
-        if node is not None and (rdtype in node or (rdtype in _ADDRESS and ALIAS in node)):
-            out.append(tree)
-    return out
+        res = lookup(alone, name, rdtype)
+        if res.routed or not _self_contained(tree, name, res, child_names):
+            deferred.append((name, rdtype))
+            continue
+        key_bytes = question_key(name, rdtype)
+        if key_is_safe(key_bytes):
+            outcome = outcomes.get(rdtype, res.rcode, zone_text, STATIC, SNAPSHOT)
+            answers[key_bytes] = render_answer(name, rdtype, res, outcome)
+    return CompiledZone(tree, answers, tuple(deferred), key, zone)
+
+
+def _questions(tree: ZoneTree) -> Iterable[tuple[dns.name.Name, int]]:
+    """Every (name, type) the zone holds data for; an ALIAS answers A and AAAA."""
+    for name, node in tree.nodes.items():
+        for rdtype in node:
+            if rdtype != ALIAS:
+                yield name, rdtype
+        if ALIAS in node:
+            yield name, dns.rdatatype.A
+            yield name, dns.rdatatype.AAAA
+
+
+def _self_contained(tree: ZoneTree, name: dns.name.Name, res: Resolution,
+                    children: tuple[dns.name.Name, ...]) -> bool:
+    """True when the answer would be the same whatever other zones are hosted:
+    every record is the zone's own, and no CNAME or ALIAS on the way points out
+    of the zone (or into a hosted child zone)."""
+    if res.zone is not tree:
+        return False
+    origin = tree.origin
+
+    def inside(target: dns.name.Name) -> bool:
+        return target.is_subdomain(origin) and not any(target.is_subdomain(c)
+                                                       for c in children)
+
+    owners = [name, *(part.owner for part in res.answer)]
+    for owner in owners:
+        if not inside(owner):
+            return False
+        node = tree.nodes.get(owner)
+        alias = node.get(ALIAS) if node is not None else None
+        if alias is not None and alias.alias is not None and not inside(alias.alias):
+            return False
+    for part in res.answer:
+        if part.data.rdtype == CNAME:
+            if not inside(part.data.rdatas[0].target):  # type: ignore[attr-defined]
+                return False
+    return True
+
+
+def assemble(units: Iterable[CompiledZone], generation: int) -> Snapshot:
+    """Put compiled zones together; look up and render what each one deferred."""
+    units = list(units)
+    trees = {unit.tree.origin: unit.tree for unit in units}
+    zone_set = ZoneSet.of(trees)
+    answers: dict[bytes, Answer] = {}
+    for unit in units:
+        answers.update(unit.answers)
+    routed: dict[bytes, RoutedName] = {}
+    outcomes = Outcomes()
+    for unit in units:
+        for name, rdtype in unit.deferred:
+            key = question_key(name, rdtype)
+            if not key_is_safe(key):
+                continue
+            res = lookup(zone_set, name, rdtype)
+            zone = res.zone.origin.to_text() if res.zone is not None else ""
+            if res.routed:
+                routed[key] = RoutedName(name, res, zone)
+                answers.pop(key, None)
+            elif key not in routed:
+                outcome = outcomes.get(rdtype, res.rcode, zone, STATIC, SNAPSHOT)
+                answers[key] = render_answer(name, rdtype, res, outcome)
+    return Snapshot(generation, zone_set, answers, routed,
+                    {unit.tree.origin.to_text(): unit for unit in units},
+                    health_targets(trees))
+
+
+def build_snapshot(zones: Iterable[Zone], generation: int,
+                   previous: Snapshot | None = None) -> Snapshot:
+    """Compile (or reuse) every zone and assemble the snapshot."""
+    zones = list(zones)
+    children = children_of(zone.origin for zone in zones)
+    reusable: Mapping[str, CompiledZone] = previous.units if previous is not None else {}
+    units = []
+    outcomes = Outcomes()
+    for zone in zones:
+        key = unit_key(f"zone@{id(zone)}", children[zone.origin])
+        unit = reusable.get(zone.origin)
+        if unit is None or unit.source is not zone or unit.key != key:
+            unit = compile_unit(zone, key, children[zone.origin], outcomes)
+        units.append(unit)
+    return assemble(units, generation)

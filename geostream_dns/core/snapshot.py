@@ -19,7 +19,7 @@ world's bounded memo tables, never here.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -39,16 +39,63 @@ from geostream_dns.core.wire import CLASS_IN, LOWER
 ALIAS = 65401
 
 
-@dataclass(frozen=True, slots=True)
 class RRsetData:
-    """One RRset of the tree: static data, a router, or an ALIAS target."""
+    """One RRset of the tree: static data, a router, or an ALIAS target.
 
-    rdtype: int
-    ttl: int
-    rdatas: tuple[dns.rdata.Rdata, ...]
-    router: Router | None = None
-    alias: dns.name.Name | None = None
-    line: int = 0
+    The records may be held as uncompressed wire data (a zone loaded from the
+    answer cache) and are then decoded on first use: most RRsets are answered
+    from pre-rendered bytes and never need their records as objects.
+    Never changed after it is made (the lazy decoding aside).
+    """
+
+    __slots__ = ("rdtype", "ttl", "router", "alias", "line", "_rdatas", "_wire")
+
+    def __init__(self, rdtype: int, ttl: int, rdatas: tuple[dns.rdata.Rdata, ...] | None = (),
+                 router: Router | None = None, alias: dns.name.Name | None = None,
+                 line: int = 0, wire: tuple[bytes, ...] | None = None) -> None:
+        self.rdtype = rdtype
+        self.ttl = ttl
+        self.router = router
+        self.alias = alias
+        self.line = line
+        self._rdatas = rdatas if wire is None else None
+        self._wire = wire
+
+    @property
+    def rdatas(self) -> tuple[dns.rdata.Rdata, ...]:
+        rdatas = self._rdatas
+        if rdatas is None:
+            assert self._wire is not None
+            rdatas = self._rdatas = tuple(
+                dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RdataType.make(self.rdtype),
+                                    w, 0, len(w))
+                for w in self._wire)
+        return rdatas
+
+    def wire(self) -> tuple[bytes, ...]:
+        """Each record as uncompressed wire data (what the answer cache keeps)."""
+        if self._wire is None:
+            self._wire = tuple(rdata.to_wire() for rdata in self.rdatas)  # type: ignore[misc]
+        return self._wire
+
+
+class ModelRef:
+    """The validated zone a tree was compiled from, or how to get it: a zone loaded
+    from the answer cache validates its document only when someone asks (the API
+    showing it); the query path never does."""
+
+    __slots__ = ("_zone", "_load")
+
+    def __init__(self, zone: Zone | None = None,
+                 load: Callable[[], Zone] | None = None) -> None:
+        self._zone = zone
+        self._load = load
+
+    def get(self) -> Zone:
+        if self._zone is None:
+            assert self._load is not None
+            self._zone = self._load()
+        return self._zone
 
 
 Node = Mapping[int, RRsetData]
@@ -60,9 +107,14 @@ class ZoneTree:
     soa: RRsetData  # apex SOA with the zone TTL
     negative_ttl: int  # min(SOA TTL, SOA MINIMUM), RFC 2308
     nodes: Mapping[dns.name.Name, Node]
-    model: Zone  # the validated zone this tree was compiled from
+    model_ref: ModelRef  # the validated zone this tree was compiled from
     # delegation points by lower-cased labels: suffixes are looked up without building Names
     cut_index: Mapping[tuple[bytes, ...], dns.name.Name] = field(default_factory=dict)
+    regions: frozenset[str] = frozenset()  # the regions the zone names
+
+    @property
+    def model(self) -> Zone:
+        return self.model_ref.get()
 
     @property
     def cuts(self) -> frozenset[dns.name.Name]:
@@ -107,9 +159,19 @@ class ZoneSet:
         return None
 
 
-# question key -> (name, type, origin of the zone holding the name): answers that
-# depend on another zone than the one holding their name (build.py)
-ForeignAnswers = Mapping[bytes, tuple[dns.name.Name, int, dns.name.Name]]
+@dataclass(frozen=True, slots=True)
+class CompiledZone:
+    """One zone compiled and rendered on its own (build.compile_zone_unit), or loaded
+    from the answer cache: its tree, the answers that depend on nothing but the
+    zone (and which hosted zones sit below it), and the (name, type) pairs whose
+    answers must be looked up once every zone is there (routed names, CNAME
+    chains and ALIASes leaving the zone, names under a hosted child zone)."""
+
+    tree: ZoneTree
+    answers: Mapping[bytes, Answer]
+    deferred: tuple[tuple[dns.name.Name, int], ...]
+    key: str  # what it was built from: the zone's content digest and its child zones
+    source: Zone | None = None  # the validated zone, when compiled from one
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +182,8 @@ class Snapshot:
     answers: Mapping[bytes, Answer]
     # lower-cased question bytes -> what lookup found (routed names: answered per client)
     routed: Mapping[bytes, RoutedName] = field(default_factory=dict)
-    foreign: ForeignAnswers = field(default_factory=dict)
+    # origin (text) -> the compiled zone; the next build reuses what did not change
+    units: Mapping[str, CompiledZone] = field(default_factory=dict)
     # every (zone, check, value) a routed record asks to check, with its check
     health_targets: Mapping[HealthKey, HealthCheck] = field(default_factory=dict)
 
@@ -139,7 +202,7 @@ class Snapshot:
     @property
     def regions(self) -> frozenset[str]:
         """Every region named by a zone of this snapshot."""
-        return frozenset(name for tree in self.zones.values() for name in tree.model.regions)
+        return frozenset(name for tree in self.zones.values() for name in tree.regions)
 
 
 EMPTY = Snapshot(0, ZoneSet({}, {}), {}, {})
@@ -189,8 +252,8 @@ def compile_zone(zone: Zone) -> ZoneTree:
         while parent != origin and len(parent) > len(origin):
             parent = parent.parent()
             nodes.setdefault(parent, {})
-    return ZoneTree(origin, soa, min(zone.ttl, zone.soa.negative_ttl), nodes, zone,
-                    {label_key(cut.labels): cut for cut in cuts})
+    return ZoneTree(origin, soa, min(zone.ttl, zone.soa.negative_ttl), nodes, ModelRef(zone),
+                    {label_key(cut.labels): cut for cut in cuts}, frozenset(zone.regions))
 
 
 def _rrset_data(rs: RecordSet, zone: Zone) -> RRsetData:

@@ -101,7 +101,8 @@ def test_incremental_builds_equal_full_builds(steps: list[dict[str, int | None]]
         full = build_snapshot(zones, generation)
         assert rendered(incremental) == rendered(full)
         assert set(incremental.zones) == set(full.zones)
-        assert incremental.foreign.keys() == full.foreign.keys()
+        assert {o: set(u.deferred) for o, u in incremental.units.items()} == {
+            o: set(u.deferred) for o, u in full.units.items()}
         assert incremental.health_targets == full.health_targets
         previous = incremental
 
@@ -111,12 +112,22 @@ def test_unchanged_zones_keep_their_trees_and_answers() -> None:
         ("sub.example.com.", 0)]
     first = build_snapshot([com, org, sub], 1)
     second = build_snapshot([com, ZONES[("example.org.", 1)], sub], 2, previous=first)
+    assert second.units["example.com."] is first.units["example.com."]
+    assert second.units["sub.example.com."] is first.units["sub.example.com."]
+    assert second.units["example.org."] is not first.units["example.org."]
     com_tree = next(t for t in first.zones.values() if t.model is com)
     assert second.zones[com_tree.origin] is com_tree
     reused = [k for k, a in second.answers.items() if first.answers.get(k) is a]
     assert reused  # static answers of example.com. and sub.example.com. were not re-rendered
-    foreign = second.foreign
     # y.sub.example.com. is written in example.com. but answered by the hosted child
-    # zone sub.example.com.: noted as foreign, so it is rendered again on every build.
-    y_sub = next(k for k, (name, _, _) in foreign.items() if name.to_text() == "y.sub.example.com.")
-    assert second.answers[y_sub] is not first.answers[y_sub]
+    # zone sub.example.com.: deferred, so it is looked up again on every build.
+    deferred = {name.to_text() for name, _ in second.units["example.com."].deferred}
+    assert "y.sub.example.com." in deferred
+
+
+def test_a_new_child_zone_recompiles_its_parent() -> None:
+    com, sub = ZONES[("example.com.", 0)], ZONES[("sub.example.com.", 0)]
+    alone = build_snapshot([com], 1)
+    both = build_snapshot([com, sub], 2, previous=alone)
+    assert both.units["example.com."] is not alone.units["example.com."]
+    assert rendered(both) == rendered(build_snapshot([com, sub], 2))

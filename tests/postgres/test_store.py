@@ -40,6 +40,11 @@ def test_poll_loads_changes_and_only_what_changed(migrated_url: str,
     store = PostgresStore(migrated_url, tmp_path / "state", save_delay=0)
     try:
         assert store.poll() == (True, [])
+        # A poll reads digests, not documents: nothing is validated until asked for.
+        sources, _ = store.sources()
+        assert [(s.origin, s.zone) for s in sources] == [("example.com.", None),
+                                                         ("example.org.", None)]
+        digests = {s.origin: s.digest for s in sources}
         zones, problems = store.zones()
         assert problems == [] and store.generation == 1 and store.reachable
         assert sorted(z.origin for z in zones) == ["example.com.", "example.org."]
@@ -53,6 +58,9 @@ def test_poll_loads_changes_and_only_what_changed(migrated_url: str,
         write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.11}")
         apply(migrated_url, folder)
         assert store.poll() == (True, [])
+        moved = {s.origin: s.digest for s in store.sources()[0]}
+        assert moved["example.org."] == digests["example.org."]  # same content, same digest
+        assert moved["example.com."] != digests["example.com."]
         zones, _ = store.zones()
         by_origin = {z.origin: z for z in zones}
         assert store.generation == 2
@@ -65,6 +73,7 @@ def test_poll_loads_changes_and_only_what_changed(migrated_url: str,
         apply(migrated_url, folder)
         assert store.poll() == (True, [])
         assert [z.origin for z in store.zones()[0]] == ["example.com."]
+        store.keep()
         store.state.flush()
         saved = StateFile(tmp_path / "state").read()
         assert saved.generation == 3 and [z.origin for z in saved.zones] == ["example.com."]
@@ -101,6 +110,7 @@ def test_start_without_database_serves_the_saved_snapshot(migrated_url: str,
     state = tmp_path / "state"
     first = PostgresStore(migrated_url, state, save_delay=0)
     assert first.poll() == (True, [])
+    first.keep()  # after a build: the documents, for a restart during an outage
     first.close()
 
     # A saved snapshot of another database is never served (a shared state dir).
@@ -136,12 +146,13 @@ def test_lost_connection_is_reported_then_caught_up(migrated_url: str,
     store = PostgresStore(migrated_url, tmp_path / "state", clock=clock, save_delay=0)
     try:
         assert store.poll() == (True, [])
+        assert len(store.zones()[0]) == 1
         with psycopg.connect(migrated_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         changed, problems = store.poll()
         assert not changed and len(problems) == 1 and not store.reachable
-        assert len(store.zones()[0]) == 1  # still serving
+        assert len(store.zones()[0]) == 1  # still held
         # A change made while the store was away is caught up on reconnect.
         write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.12}")
         apply(migrated_url, folder)
@@ -174,6 +185,7 @@ def test_an_invalid_stored_zone_is_reported_and_keeps_its_previous_version(
     store = PostgresStore(migrated_url, tmp_path / "state", save_delay=0)
     try:
         assert store.poll() == (True, [])
+        assert store.zones()[1] == []
         with psycopg.connect(migrated_url) as conn:  # what no `apply` would ever write
             conn.execute("INSERT INTO generations (generation, author, kind, summary, diff) "
                          "VALUES (2, 'test', 'apply', 'bad', '[]')")
@@ -181,7 +193,9 @@ def test_an_invalid_stored_zone_is_reported_and_keeps_its_previous_version(
                          """"value": "192.0.2.999"}'""")
             conn.execute("UPDATE zones SET generation = 2")
             conn.execute("UPDATE config_head SET generation = 2")
-        changed, problems = store.poll()
+        assert store.poll() == (True, [])  # a poll validates nothing
+        loaded, problems = store.load(["example.com."])
+        assert loaded == {}
         assert [str(p) for p in problems] == [
             'postgres:example.com.:0: records.www.value: "192.0.2.999" is not an IPv4 address']
         zones, standing = store.zones()
