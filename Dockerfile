@@ -8,11 +8,9 @@
 # on 8053 inside the container (a port an unprivileged user may bind); publish
 # it on 53 with `-p 53:8053/udp -p 53:8053/tcp`.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
 # ---- build: the project's wheel and its dependencies' wheels, installed into a
 # virtualenv that the runtime stage copies whole (same base image, same Python).
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -22,7 +20,8 @@ RUN pip wheel --wheel-dir /wheels . \
  && /opt/geostream-dns/bin/pip install --no-index --find-links /wheels geostream-dns
 
 # ---- runtime -------------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+# Same base as the build stage: the virtualenv's python links to it.
+FROM python:3.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 
 RUN groupadd --system --gid 10001 geostream \
