@@ -88,8 +88,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real geostream-dns serving the sample zones (prober off) on free ports."""
     folder = tmp_path_factory.mktemp("server")
     http_port, dns_port = free_port(), free_port()
-    binary = pathlib_bin = ROOT / ".venv" / "bin" / "geostream-dns"
-    assert pathlib_bin.exists(), "make venv first"
+    binary = ROOT / ".venv" / "bin" / "geostream-dns"
+    assert binary.exists(), "make venv first"
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [str(binary), "serve", "--zones", str(ROOT / "zones"), "--no-probe",
