@@ -15,7 +15,14 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 BENCH_ARGS ?=
 
-.PHONY: venv run test tools services smoke bench failover-drill lint clean distclean
+# checkov (Terraform and Dockerfile checks) lives in its own virtualenv: it pins
+# many common packages (packaging, jsonschema, ...) that the project's venv
+# must stay free to upgrade.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+.PHONY: venv run test tools deploy-tools services smoke bench failover-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -46,12 +53,31 @@ run: venv
 tools:
 	@command -v dig >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq bind9-dnsutils; }
 
+## deploy-tools: what tests/deploy runs: docker-compose, promtool + prometheus, systemd-analyze, checkov
+deploy-tools: $(CHECKOV_STAMP)
+	@if ! command -v docker-compose >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
+	    || ! command -v prometheus >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
+	    echo "installing docker-compose, prometheus (promtool) and systemd (systemd-analyze)"; \
+	    $(APT_GET) update -qq && \
+	    $(APT_GET) install -y -qq --no-install-recommends docker-compose prometheus systemd && \
+	    if [ -d /run/systemd/system ]; then \
+	        echo "stopping the prometheus service the package started (the tests run their own)"; \
+	        $(SUDO) systemctl disable --now prometheus.service || true; \
+	    fi; \
+	fi
+
+$(CHECKOV_STAMP): | $(VPY)
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
 ## services: PostgreSQL and Redis up on 127.0.0.1
 services:
 	scripts/ensure-services.sh
 
 ## test: unit/integration tests, then the end-to-end smoke test
-test: venv tools services
+test: venv tools deploy-tools services
 	$(VENV)/bin/pytest -q
 	$(MAKE) smoke
 
@@ -81,4 +107,4 @@ clean:
 
 ## distclean: clean + remove .venv
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CHECKOV_VENV)

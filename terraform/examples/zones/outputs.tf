@@ -1,0 +1,4 @@
+output "zones" {
+  description = "Zones managed through the API."
+  value       = module.zones.zones
+}
