@@ -16,6 +16,7 @@ import hashlib
 import os
 import pathlib
 import re
+import sys
 from dataclasses import dataclass
 
 import psycopg
@@ -23,8 +24,11 @@ import psycopg
 from geostream_dns.adapters.pg import connect, translated
 from geostream_dns.errors import GeoStreamError
 
-# The repository's migrations/ (next to the package); GEOSTREAM_MIGRATIONS overrides it.
+# The repository's migrations/ (next to the package), else the copy an installed
+# wheel carries in <prefix>/share/geostream-dns/migrations; GEOSTREAM_MIGRATIONS
+# overrides both.
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "migrations"
+INSTALLED_DIR = pathlib.Path(sys.prefix) / "share" / "geostream-dns" / "migrations"
 LOCK_KEY = 0x47454F5354524D  # pg_advisory_lock key: "GEOSTRM"
 _FILE = re.compile(r"^(\d{4,})_([A-Za-z0-9_\-]+)\.sql$")
 
@@ -50,7 +54,9 @@ class Migration:
 
 def migrations_dir() -> pathlib.Path:
     env = os.environ.get("GEOSTREAM_MIGRATIONS")
-    return pathlib.Path(env) if env else DEFAULT_DIR
+    if env:
+        return pathlib.Path(env)
+    return DEFAULT_DIR if DEFAULT_DIR.is_dir() else INSTALLED_DIR
 
 
 def discover(directory: pathlib.Path | None = None) -> list[Migration]:
