@@ -29,8 +29,9 @@ import dns.name
 import dns.rdatatype
 
 from geostream_dns.core.answer import Answer, RoutedName, render_answer
+from geostream_dns.core.health import HealthKey
 from geostream_dns.core.lookup import CNAME, Resolution, lookup
-from geostream_dns.core.model import Zone
+from geostream_dns.core.model import HealthCheck, Zone
 from geostream_dns.core.outcome import SNAPSHOT, STATIC, Outcomes
 from geostream_dns.core.snapshot import (
     ALIAS,
@@ -100,7 +101,8 @@ def compile_unit(zone: Zone, key: str, children: frozenset[str] = frozenset(),
         if key_is_safe(key_bytes):
             outcome = outcomes.get(rdtype, res.rcode, zone_text, STATIC, SNAPSHOT)
             answers[key_bytes] = render_answer(name, rdtype, res, outcome)
-    return CompiledZone(tree, answers, tuple(deferred), key, zone)
+    return CompiledZone(tree, answers, tuple(deferred), key, health_targets({tree.origin: tree}),
+                        zone)
 
 
 def _questions(tree: ZoneTree) -> Iterable[tuple[dns.name.Name, int]]:
@@ -165,9 +167,11 @@ def assemble(units: Iterable[CompiledZone], generation: int) -> Snapshot:
             elif key not in routed:
                 outcome = outcomes.get(rdtype, res.rcode, zone, STATIC, SNAPSHOT)
                 answers[key] = render_answer(name, rdtype, res, outcome)
+    targets: dict[HealthKey, HealthCheck] = {}
+    for unit in units:
+        targets.update(unit.targets)
     return Snapshot(generation, zone_set, answers, routed,
-                    {unit.tree.origin.to_text(): unit for unit in units},
-                    health_targets(trees))
+                    {unit.tree.origin.to_text(): unit for unit in units}, targets)
 
 
 def build_snapshot(zones: Iterable[Zone], generation: int,

@@ -67,6 +67,31 @@ FORMAT = 1
 _HEAD = struct.Struct("!4sH32s")
 
 
+def _checked_name(labels: list[bytes]) -> dns.name.Name:
+    return dns.name.Name(labels)
+
+
+def _trusted_name(labels: list[bytes]) -> dns.name.Name:
+    """A Name from labels this format wrote from a valid name: made without
+    dnspython's per-label validation, which is most of the cost of loading a zone
+    (ten times slower). Used only when it gives the very same Name (checked below)."""
+    name = _new_name(dns.name.Name)
+    _set(name, "labels", tuple(labels))
+    return name
+
+
+_new_name = dns.name.Name.__new__
+_set = object.__setattr__
+_sample = [b"www", b"Example", b"\x00\xff", b""]
+try:
+    _fast = _trusted_name(_sample)
+    _name = (_trusted_name if _fast == dns.name.Name(_sample) and hash(_fast) == hash(
+        dns.name.Name(_sample)) and _fast.to_wire() == dns.name.Name(_sample).to_wire()
+        else _checked_name)
+except (AttributeError, TypeError):  # a dnspython whose Name is built otherwise
+    _name = _checked_name
+
+
 class CacheFormatError(ValueError):
     """An answer cache entry that is corrupt, truncated or of another format."""
 
@@ -102,6 +127,8 @@ def encode(unit: CompiledZone) -> bytes:
         "answers": [[key, a.rcode, a.flags, a.ancount, a.nscount, a.arcount, a.body, a.qtype]
                     for key, a in unit.answers.items()],
         "deferred": [[list(name.labels), rdtype] for name, rdtype in unit.deferred],
+        "targets": [[check.name, target] for (_zone, _check, target), check
+                    in sorted(unit.targets.items())],
     }
     body = msgpack.packb(payload, use_bin_type=True)
     return _HEAD.pack(MAGIC, FORMAT, hashlib.sha256(body).digest()) + body
@@ -170,31 +197,39 @@ def _unit(payload: dict[str, Any], load_model: Callable[[], Zone],
           outcomes: Outcomes) -> CompiledZone:
     skeleton = _zone(payload["zone"])
     origin = dns.name.from_text(payload["origin"])
-    routers = [Router(_record_set(spec), skeleton) for spec in payload["routers"]]
+    zone_text = origin.to_text()
+    # Routing is compiled on the first query that needs it, not here.
+    routers = [Router.later(spec[0], spec[1], zone_text, _later(spec, skeleton))
+               for spec in payload["routers"]]
     nodes: dict[dns.name.Name, dict[int, RRsetData]] = {}
     cuts: dict[tuple[bytes, ...], dns.name.Name] = {}
     for labels, rrsets in payload["nodes"]:
-        owner = dns.name.Name(labels)
+        owner = _name(labels)
         node: dict[int, RRsetData] = {}
         for rdtype, ttl, wire, alias, line, router_index in rrsets:
             node[rdtype] = RRsetData(
                 rdtype, ttl, None, routers[router_index] if router_index >= 0 else None,
-                dns.name.Name(alias) if alias is not None else None, line, tuple(wire))
+                _name(alias) if alias is not None else None, line, tuple(wire))
             if rdtype == dns.rdatatype.NS and owner != origin:
                 cuts[label_key(owner.labels)] = owner
         nodes[owner] = node
     soa = nodes[origin][dns.rdatatype.SOA]
     tree = ZoneTree(origin, soa, int(payload["negative_ttl"]), nodes, ModelRef(load=load_model),
                     cuts, frozenset(skeleton.regions))
-    zone_text = origin.to_text()
     answers = {}
     for key, rcode, flags, an, ns, ar, body, qtype in payload["answers"]:
         outcome = outcomes.get(qtype, rcode, zone_text, STATIC, SNAPSHOT)
         answer = Answer(rcode, False, an, ns, ar, body, outcome, (), zone_text, qtype,
                         extra_flags=flags)
         answers[key] = answer
-    deferred = tuple((dns.name.Name(labels), rdtype) for labels, rdtype in payload["deferred"])
-    return CompiledZone(tree, answers, deferred, str(payload["key"]))
+    deferred = tuple((_name(labels), rdtype) for labels, rdtype in payload["deferred"])
+    checks = skeleton.healthchecks
+    targets = {(zone_text, check, target): checks[check] for check, target in payload["targets"]}
+    return CompiledZone(tree, answers, deferred, str(payload["key"]), targets)
+
+
+def _later(spec: list[Any], skeleton: Zone) -> Callable[[], tuple[RecordSet, Zone]]:
+    return lambda: (_record_set(spec), skeleton)
 
 
 def _zone(raw: list[Any]) -> Zone:

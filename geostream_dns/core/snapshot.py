@@ -171,6 +171,8 @@ class CompiledZone:
     answers: Mapping[bytes, Answer]
     deferred: tuple[tuple[dns.name.Name, int], ...]
     key: str  # what it was built from: the zone's content digest and its child zones
+    # every (zone, check, value) its routed records ask to check, with the check
+    targets: Mapping[HealthKey, HealthCheck]
     source: Zone | None = None  # the validated zone, when compiled from one
 
 

@@ -78,17 +78,56 @@ class Selection(NamedTuple):
 
 
 class Router:
-    """The compiled routing of one record set."""
+    """The compiled routing of one record set.
+
+    Made from the record set and its zone, or (`Router.later`) from a function
+    that gives them: a zone loaded from the answer cache compiles a record's
+    routing on the first query that needs it, not at load.
+    """
+
+    __slots__ = ("name", "rtype", "zone", "_spec", "_own_values", "_pools", "_matchers")
 
     def __init__(self, rs: RecordSet, zone: Zone) -> None:
-        assert rs.routing is not None
         self.name = rs.name
         self.rtype = rs.rtype
         self.zone = zone.origin
-        self.own_values = rs.rdatas
-        self.pools = compile_pools(rs.routing.pools, zone)
-        self.matchers = tuple(compile_rule(i, rule, self.pools)
-                              for i, rule in enumerate(rs.routing.rules))
+        self._spec: Callable[[], tuple[RecordSet, Zone]] | None = None
+        self._compile(rs, zone)
+
+    @classmethod
+    def later(cls, name: str, rtype: str, zone: str,
+              spec: Callable[[], tuple[RecordSet, Zone]]) -> Router:
+        router = cls.__new__(cls)
+        router.name, router.rtype, router.zone = name, rtype, zone
+        router._spec = spec
+        return router
+
+    def _compile(self, rs: RecordSet, zone: Zone) -> None:
+        assert rs.routing is not None
+        self._own_values = rs.rdatas
+        self._pools = compile_pools(rs.routing.pools, zone)
+        self._matchers = tuple(compile_rule(i, rule, self._pools)
+                               for i, rule in enumerate(rs.routing.rules))
+        self._spec = None
+
+    def _ready(self) -> None:
+        if self._spec is not None:
+            self._compile(*self._spec())
+
+    @property
+    def own_values(self) -> tuple[dns.rdata.Rdata, ...]:
+        self._ready()
+        return self._own_values
+
+    @property
+    def pools(self) -> dict[str, CompiledPool]:
+        self._ready()
+        return self._pools
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        self._ready()
+        return self._matchers
 
     def select(self, net: ClientNet, ctx: RouteContext,
                trace: list[dict[str, Any]] | None = None) -> Selection:
