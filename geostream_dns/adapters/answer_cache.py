@@ -33,6 +33,7 @@ log = structlog.get_logger("geostream.cache")
 TTL_S = 7 * 86400  # an entry lives a week
 CLAIM_MS = 10_000  # a claim lapses this long after it is made
 CHUNK = 200  # keys per Redis round trip
+BUILD_CHUNK = 25  # zones claimed at a time: built well within a claim's lifetime
 
 
 class AnswerCache:
@@ -67,11 +68,11 @@ class AnswerCache:
         self.counts["corrupt"] += 1
         log.warning("cache.entry_ignored", key=self._key(unit_key), reason=why)
 
-    def claim(self, unit_keys: list[str]) -> list[str]:
-        """Claim the right to build these zones; the ones claimed (empty when Redis
+    def claim(self, unit_keys: list[str]) -> set[str] | None:
+        """Claim the right to build these zones: the ones claimed (None when Redis
         does not answer: the caller then builds without telling anyone)."""
         if not unit_keys:
-            return []
+            return set()
         client = self.link.sync_client()
         try:
             with client.pipeline(transaction=False) as pipe:
@@ -82,8 +83,8 @@ class AnswerCache:
         except REDIS_ERRORS as exc:
             self.counts["error"] += 1
             self.link.lost(exc)
-            return []
-        return [k for k, ok in zip(unit_keys, results, strict=True) if ok]
+            return None
+        return {k for k, ok in zip(unit_keys, results, strict=True) if ok}
 
     def claimed(self, unit_keys: list[str]) -> set[str]:
         """Of these zones, the ones another server is building now."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from geostream_dns.adapters.answer_cache import CHUNK, CLAIM_MS, AnswerCache
+from geostream_dns.adapters.answer_cache import BUILD_CHUNK, CLAIM_MS, AnswerCache
 from geostream_dns.adapters.stores import Store, ZoneSource
 from geostream_dns.core import cachefmt
 from geostream_dns.core.build import assemble, children_of, compile_unit, unit_key
@@ -64,10 +64,12 @@ class SnapshotBuilder:
         self.cache = cache
         self._clock = clock
         self._sleep = sleep
+        self._corrupt: set[str] = set()  # entries found corrupt during this build
 
     def build(self, sources: list[ZoneSource], generation: int,
               previous: Snapshot) -> tuple[Snapshot, BuildReport]:
         report = BuildReport()
+        self._corrupt = set()
         children = children_of(s.origin for s in sources)
         keys = {s.origin: unit_key(s.digest, children[s.origin]) for s in sources}
         units: dict[str, CompiledZone] = {}
@@ -98,7 +100,8 @@ class SnapshotBuilder:
     def _from_cache(self, cache: AnswerCache, wanted: list[ZoneSource], keys: dict[str, str],
                     units: dict[str, CompiledZone], report: BuildReport) -> list[ZoneSource]:
         """Take what the cache holds; return the zones still missing."""
-        found = cache.fetch([keys[s.origin] for s in wanted])
+        found = cache.fetch([keys[s.origin] for s in wanted
+                             if keys[s.origin] not in self._corrupt])
         outcomes = Outcomes()
         still: list[ZoneSource] = []
         for source in wanted:
@@ -111,10 +114,12 @@ class SnapshotBuilder:
                 unit = cachefmt.decode(data, self._model_loader(source.origin), outcomes)
             except cachefmt.CacheFormatError as exc:
                 cache.corrupt(keys[source.origin], str(exc))
+                self._corrupt.add(keys[source.origin])
                 still.append(source)
                 continue
             if unit.key != keys[source.origin]:
                 cache.corrupt(keys[source.origin], "the entry is for another zone")
+                self._corrupt.add(keys[source.origin])
                 still.append(source)
                 continue
             cache.counts["hit"] += 1
@@ -137,34 +142,50 @@ class SnapshotBuilder:
                       units: dict[str, CompiledZone], report: BuildReport) -> None:
         """Build the zones this server claims, chunk by chunk; wait for the others."""
         waiting: list[ZoneSource] = []
-        for i in range(0, len(missing), CHUNK):
-            chunk = missing[i:i + CHUNK]
-            claimed = set(cache.claim([keys[s.origin] for s in chunk]))
-            if not cache.link.up:  # Redis went away: build the rest here
+        for i in range(0, len(missing), BUILD_CHUNK):
+            taken = self._claim_and_build(cache, missing[i:i + BUILD_CHUNK], keys, children,
+                                          units, report)
+            if taken is None:  # Redis went away: build the rest here
                 self._build(missing[i:] + waiting, keys, children, units, report)
                 return
-            mine = [s for s in chunk if keys[s.origin] in claimed]
-            waiting.extend(s for s in chunk if keys[s.origin] not in claimed)
-            self._build(mine, keys, children, units, report, cache)
+            waiting.extend(taken)
         deadline = self._clock() + CLAIM_MS / 1000 * 3
         while waiting:
             before = len(waiting)
             waiting = self._from_cache(cache, waiting, keys, units, report)
             report.waited_for += before - len(waiting)
-            if not waiting or not cache.link.up or self._clock() > deadline:
+            if not waiting or self._clock() > deadline:
                 break
             # A claim that lapsed without an entry: its builder died; take it over.
             busy = cache.claimed([keys[s.origin] for s in waiting])
             lapsed = [s for s in waiting if keys[s.origin] not in busy]
-            if lapsed:
-                claimed = set(cache.claim([keys[s.origin] for s in lapsed]))
-                mine = [s for s in lapsed if keys[s.origin] in claimed]
-                self._build(mine, keys, children, units, report, cache)
-                waiting = [s for s in waiting if s.origin not in units]
+            if lapsed and self._claim_and_build(cache, lapsed, keys, children, units,
+                                                report) is None:
+                break
+            waiting = [s for s in waiting if s.origin not in units]
             if waiting:
                 self._sleep(POLL)
         if waiting:  # still nothing after three claim lifetimes: build them here
             self._build(waiting, keys, children, units, report, cache)
+
+    def _claim_and_build(self, cache: AnswerCache, chunk: list[ZoneSource],
+                         keys: dict[str, str], children: dict[str, frozenset[str]],
+                         units: dict[str, CompiledZone],
+                         report: BuildReport) -> list[ZoneSource] | None:
+        """Claim and build what nobody else is building; the zones others have
+        claimed (None when Redis stopped answering)."""
+        claimed = cache.claim([keys[s.origin] for s in chunk])
+        if claimed is None:
+            return None
+        mine = [s for s in chunk if keys[s.origin] in claimed]
+        if mine:  # a claim is free again once its zone is stored: look first
+            before = len(mine)
+            mine = self._from_cache(cache, mine, keys, units, report)
+            report.waited_for += before - len(mine)
+            cache.release([keys[s.origin] for s in chunk
+                           if keys[s.origin] in claimed and s.origin in units])
+        self._build(mine, keys, children, units, report, cache)
+        return [s for s in chunk if keys[s.origin] not in claimed]
 
     # -- building ----------------------------------------------------------------
 

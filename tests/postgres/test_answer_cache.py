@@ -155,7 +155,7 @@ def test_a_dead_builders_claim_lapses(servers: list[Server],
     children = children_of(s.origin for s in sources)
     keys = [unit_key(s.digest, children[s.origin]) for s in sources]
     # "first" claims every zone and dies before building any
-    assert len(first.cache.claim(keys)) == ZONES
+    assert len(first.cache.claim(keys) or ()) == ZONES
     report = second.build()
     assert report.built == ZONES and report.waited_for == 0
     assert second.answer("www.zone3.example.") is not None
