@@ -14,6 +14,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 BENCH_ARGS ?=
+DRILL_ARGS ?=
 
 # checkov (Terraform and Dockerfile checks) lives in its own virtualenv: it pins
 # many common packages (packaging, jsonschema, ...) that the project's venv
@@ -22,7 +23,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: venv run test tools deploy-tools services smoke bench failover-drill lint clean distclean
+.PHONY: venv run test tools deploy-tools services smoke bench failover-drill fleet-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -93,6 +94,11 @@ bench: venv
 ## failover-drill: stop a real HTTP endpoint, time its failover and recovery in DNS answers
 failover-drill: venv
 	$(VPY) scripts/failover_drill.py
+
+## fleet-drill: a local fleet (PostgreSQL, Redis, 3 servers in 2 sites, a probe-only one):
+## verdicts, failover, a big apply built once, a new server joining (DRILL_ARGS="--zones 1000")
+fleet-drill: venv services
+	$(VPY) scripts/fleet_drill.py $(DRILL_ARGS)
 
 ## lint: ruff + mypy
 lint: venv

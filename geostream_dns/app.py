@@ -29,7 +29,7 @@ from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
 from geostream_dns.adapters.probes import prober_for
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
-from geostream_dns.adapters.stats import QueryStats
+from geostream_dns.adapters.stats import QueryStats, StatsFiles
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
@@ -55,9 +55,11 @@ class App:
         # the others follow, so every target is probed once and all workers
         # answer alike; drains reach them through the drain store.
         shared = None
+        self.stats_files: StatsFiles | None = None
         if settings.workers > 1:
             leader = os.getpid() if worker == 0 else os.getppid()
             shared = DownSetFile(settings.state_dir / "run" / f"health-{leader}.json")
+            self.stats_files = StatsFiles(settings.state_dir / "run", leader)
         self.health = HealthManager(self.worlds.use_health,
                                     self.store.drain_store(settings.state_dir),
                                     probe=settings.probe and worker == 0, shared=shared,
@@ -173,7 +175,33 @@ class App:
         except Exception:  # noqa: BLE001 - keep the drains we have
             log.exception("drain.refresh_failed")
 
+    def counters(self) -> dict[str, int]:
+        """This process's counters kept outside the query stats."""
+        geo = self.world.geo
+        out = {"geoip_hit": geo.hits, "geoip_miss": geo.misses}
+        cache = self.builder.cache
+        if cache is not None:
+            out.update({f"redis_{k}": v for k, v in cache.counts.items()})
+        return out
+
+    def total_stats(self) -> QueryStats:
+        """The whole server's query stats: this process's, plus the other workers'."""
+        self.stats.extra = self.counters()
+        if self.stats_files is None:
+            self.stats.fold()
+            return self.stats
+        return self.stats.merged(self.stats_files.read_others())
+
+    def _share_stats(self) -> None:
+        assert self.stats_files is not None
+        self.stats.extra = self.counters()
+        try:
+            self.stats_files.write(self.worker, self.stats)
+        except OSError:
+            log.exception("stats.share_failed")
+
     async def _watch(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             await self.reload()
@@ -181,6 +209,9 @@ class App:
             self.health.follow_shared()
             self.health.follow_fleet()
             self.stats.fold()
+            ticks += 1
+            if self.stats_files is not None and self.worker != 0 and ticks % 4 == 0:
+                self._share_stats()
 
     # -- life cycle ------------------------------------------------------
 

@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from geostream_dns.adapters.stats import LATENCY_BUCKETS
+from geostream_dns.adapters.stats import LATENCY_BUCKETS, SIZE_BUCKETS
 from geostream_dns.core.outcome import COMPUTED, DROPPED, NONE, ROUTED, Outcome
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ def cumulative_buckets(per_bucket: Sequence[int],
 
 def query_metrics(app: App) -> Iterator[Metric]:
     """Queries by transport, qtype and rcode; routing decisions and answer tiers, all
-    read from the outcomes the transports counted."""
-    stats = app.stats
+    read from the outcomes the transports counted (every worker's, with --workers)."""
+    stats = app.total_stats()
     queries = CounterMetricFamily(
         "geostream_dns_queries", "DNS queries answered (or dropped), by transport, "
         "query type and response code.", labels=["transport", "qtype", "rcode"])
@@ -95,12 +95,16 @@ def query_metrics(app: App) -> Iterator[Metric]:
     by_query: dict[tuple[str, str, str], int] = {}
     by_pool: dict[tuple[str, str], int] = {}
     by_tier: dict[tuple[str, str], int] = {}
+    ecs = {"present": 0, "absent": 0}
     all_down = 0
-    for (transport, values), count in stats.fold().items():
+    for (transport, values), count in stats.folded.items():
         outcome = Outcome(*values)  # type: ignore[arg-type]
         labels = (transport, *query_labels(outcome.qtype, outcome.rcode))
         by_query[labels] = by_query.get(labels, 0) + count
-        if outcome.path == DROPPED or outcome.tier == NONE:
+        if outcome.path == DROPPED:
+            continue
+        ecs["present" if outcome.scope is not None else "absent"] += count
+        if outcome.tier == NONE:
             continue
         answer_tier = ("answer", "hit" if outcome.tier != COMPUTED else "miss")
         by_tier[answer_tier] = by_tier.get(answer_tier, 0) + count
@@ -122,19 +126,40 @@ def query_metrics(app: App) -> Iterator[Metric]:
         "geostream_route_all_down",
         "Routed answers that failed open because every pool of the chain was down.",
         value=all_down)
-    geo = app.world.geo
+    with_ecs = CounterMetricFamily(
+        "geostream_dns_ecs_queries", "Queries answered with or without an EDNS Client "
+        "Subnet option.", labels=["ecs"])
+    for state, count in sorted(ecs.items()):
+        with_ecs.add_metric([state], count)
+    yield with_ecs
+    extra = stats.extra
     cache = CounterMetricFamily(
-        "geostream_cache_requests", "Look-ups in the in-process caches by tier and result: "
-        "answer (pre-rendered or memoized answers), selection (the per-client-network "
-        "routing memo), geoip (the per-network GeoIP memo).",
-        labels=["tier", "result"])
-    by_tier[("geoip", "hit")] = geo.hits
-    by_tier[("geoip", "miss")] = geo.misses
+        "geostream_cache_requests", "Look-ups in the caches by tier and result: answer "
+        "(pre-rendered or memoized answers), selection (the per-client-network routing "
+        "memo), geoip (the per-network GeoIP memo), redis (the fleet's answer cache of "
+        "compiled zones: hit, miss, corrupt).", labels=["tier", "result"])
+    by_tier[("geoip", "hit")] = extra.get("geoip_hit", 0)
+    by_tier[("geoip", "miss")] = extra.get("geoip_miss", 0)
+    if app.link is not None:
+        for result in ("hit", "miss", "corrupt"):
+            by_tier[("redis", result)] = extra.get(f"redis_{result}", 0)
     for tier_key, count in sorted(by_tier.items()):
         cache.add_metric(list(tier_key), count)
     yield cache
     yield GaugeMetricFamily("geostream_geoip_memo_entries",
-                            "Client networks in the GeoIP memo.", value=len(geo))
+                            "Client networks in the GeoIP memo (worker 0's).",
+                            value=len(app.world.geo))
+    sizes = HistogramMetricFamily(
+        "geostream_dns_response_size_bytes", "Sizes of the replies sent, by transport.",
+        labels=["transport"])
+    for transport in ("udp", "tcp"):
+        sizes.add_metric([transport], cumulative_buckets(stats.size_buckets[transport],
+                                                         SIZE_BUCKETS),
+                         sum_value=stats.size_sum[transport])
+    yield sizes
+    yield CounterMetricFamily(
+        "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
+        "the client retries over TCP).", value=stats.truncated)
 
     buckets = list(stats.latency_buckets)
     yield HistogramMetricFamily(
@@ -153,6 +178,14 @@ def query_metrics(app: App) -> Iterator[Metric]:
 
 
 def config_metrics(app: App) -> Iterator[Metric]:
+    from geostream_dns.adapters.stores import UNREACHABLE
+    from geostream_dns.version import VERSION
+
+    yield _info(VERSION)
+    broken = {p.file for p in app.problems if p.path != UNREACHABLE}
+    yield GaugeMetricFamily(
+        "geostream_config_zone_problems", "Zones (files) whose newest version could not "
+        "be loaded: the last good version, if any, keeps serving.", value=len(broken))
     snapshot = app.world.snapshot
     yield GaugeMetricFamily(
         "geostream_config_generation", "Generation of the configuration being served.",
@@ -277,6 +310,13 @@ def store_metrics(app: App) -> Iterator[Metric]:
         "Seconds since the database last confirmed the generation being served "
         "(grows while it is unreachable).",
         value=status.staleness_s or 0.0)
+
+
+def _info(version: str) -> Metric:
+    info = GaugeMetricFamily("geostream_build_info", "The GeoStream DNS version running (1).",
+                             labels=["version"])
+    info.add_metric([version], 1)
+    return info
 
 
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,

@@ -99,7 +99,8 @@ class TcpConnection(asyncio.Protocol):
             if len(response) > 0xFFFF:  # cannot be framed: say so rather than hang up
                 response = server_failure(message)
             self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
-            server.stats.record(server.counts, outcome, perf_counter_ns() - start)
+            server.stats.record(server.counts, outcome, perf_counter_ns() - start, "tcp",
+                                len(response))
 
     def pause_writing(self) -> None:
         # Stop answering (and reading) until the peer drains our replies, so a

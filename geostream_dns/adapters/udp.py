@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from geostream_dns.adapters.sockets import bind_socket
-from geostream_dns.adapters.stats import BOUNDS_NS, QueryStats
+from geostream_dns.adapters.stats import BOUNDS_NS, SIZE_BUCKETS, QueryStats
 from geostream_dns.core.resolve import resolve
 from geostream_dns.core.world import WorldRef
 
@@ -23,6 +23,7 @@ class UdpServer(asyncio.DatagramProtocol):
         self.worlds = worlds
         self.stats = stats
         self.counts = stats.counts["udp"]
+        self.sizes = stats.size_buckets["udp"]
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -36,11 +37,16 @@ class UdpServer(asyncio.DatagramProtocol):
             self.stats.errors += 1
             log.exception("query.failed", transport="udp")
             return
+        stats = self.stats
         if response is not None:
             self.transport.sendto(response, addr)  # type: ignore[union-attr]
+            size = len(response)
+            self.sizes[bisect_left(SIZE_BUCKETS, size)] += 1
+            stats.size_sum["udp"] += size
+            if response[2] & 0x02:  # TC=1: the client retries over TCP
+                stats.truncated += 1
         # QueryStats.record, inlined: a method call here costs every query.
         elapsed = perf_counter_ns() - start
-        stats = self.stats
         stats.latency_buckets[bisect_left(BOUNDS_NS, elapsed)] += 1
         stats.latency_sum_ns += elapsed
         counts = self.counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Iterator
 
 import prometheus_client
@@ -13,7 +14,7 @@ from geostream_dns.adapters.metrics import (
     make_registry,
     query_labels,
 )
-from geostream_dns.adapters.stats import LATENCY_BUCKETS
+from geostream_dns.adapters.stats import LATENCY_BUCKETS, StatsFiles
 from geostream_dns.app import App
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.outcome import Outcome
@@ -141,3 +142,40 @@ def test_each_app_has_its_own_registry_and_sources_can_be_added() -> None:
     assert r1.get_sample_value("geostream_test_source") == 42
     assert r2.get_sample_value("geostream_test_source") is None
     assert prometheus_client.REGISTRY.get_sample_value("geostream_ready") is None
+
+
+def test_workers_share_their_totals_and_worker_0_adds_them_up(tmp_path: pathlib.Path) -> None:
+    first, second = make_app(), make_app()
+    first.stats.counts["udp"][outcome(A, 0)] = 2
+    second.stats.counts["udp"][outcome(A, 0)] = 3
+    second.stats.counts["tcp"][outcome(AAAA, 3)] = 4
+    second.stats.errors, second.stats.truncated = 1, 5
+    second.stats.size_buckets["udp"][2] = 3
+    second.stats.size_sum["udp"] = 600
+    second.stats.extra = {"geoip_hit": 7}
+    files = StatsFiles(tmp_path, leader=4242)
+    files.write(1, second.stats)
+    StatsFiles(tmp_path, leader=1).write(1, second.stats)  # another server's: not read
+    first.stats_files = files
+    registry = make_registry(first)
+    value = registry.get_sample_value
+    assert queries(registry, "udp", "A", "NOERROR") == 5
+    assert queries(registry, "tcp", "AAAA", "NXDOMAIN") == 4
+    assert value("geostream_dns_query_errors_total") == 1
+    assert value("geostream_dns_truncated_total") == 5
+    assert value("geostream_dns_response_size_bytes_sum", {"transport": "udp"}) == 600
+    assert value("geostream_dns_response_size_bytes_count", {"transport": "udp"}) == 3
+    assert value("geostream_cache_requests_total", {"tier": "geoip", "result": "hit"}) == 7
+
+
+def test_build_info_and_zone_problems() -> None:
+    from geostream_dns.errors import Problem
+    from geostream_dns.version import VERSION
+
+    app = make_app()
+    app.problems = [Problem("zones/a.yaml", 3, "records.x", "bad"),
+                    Problem("zones/a.yaml", 9, "records.y", "bad"),
+                    Problem("zones/b.yaml", 1, "zone", "bad")]
+    registry = make_registry(app)
+    assert registry.get_sample_value("geostream_build_info", {"version": VERSION}) == 1
+    assert registry.get_sample_value("geostream_config_zone_problems") == 2
