@@ -30,13 +30,18 @@ _LABEL = re.compile(r"^[A-Za-z0-9_/-]+$")
 
 @dataclass
 class Checker:
-    """Collects the problems of one file."""
+    """Collects the problems of one file, and its warnings: what is served as it is
+    but deserves a look (a zone is refused for a problem, never for a warning)."""
 
     source: str
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, line: int, path: str, message: str) -> None:
         self.problems.append(Problem(self.source, line, path, message))
+
+    def warn(self, line: int, path: str, message: str) -> None:
+        self.warnings.append(Problem(self.source, line, path, message))
 
 
 def join(path: str, key: Any) -> str:
