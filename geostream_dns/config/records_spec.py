@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdatatype
@@ -128,6 +129,8 @@ def _owner(
             return dns.name.from_text(label.lower(), origin)
         except dns.name.NameTooLong:
             why = f"with the zone appended it is longer than 255 bytes ({origin})"
+        except dns.exception.DNSException as exc:
+            why = str(exc).rstrip(".").lower()
     ck.add(line, path, f'"{label}" is not a valid label: {why}')
     return None
 
