@@ -82,7 +82,8 @@ def _splice(path: pathlib.Path, text: str | None, origin: dns.name.Name | None,
                 origin = dns.name.from_text(m.group(1), origin)
             except dns.exception.DNSException:
                 pass  # the reader reports it
-            first = first or origin
+            if origin != dns.name.root:  # `$ORIGIN .` then absolute names: not the zone
+                first = first or origin
         elif (m := _INCLUDE.match(stripped)) is not None:
             if depth >= MAX_INCLUDE_DEPTH:
                 raise ConvertError(f"{path}:{number}: $INCLUDE nested more than "

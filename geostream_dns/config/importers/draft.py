@@ -109,6 +109,8 @@ class ZoneDraft:
         self.nameserver_line = 1
         self.regions: dict[str, Document] = {}
         self.healthchecks: dict[str, Document] = {}
+        # id(entry) -> (owner, line, file, keys) of the record set it came from
+        self.sources: dict[int, tuple[str, int, str | None, tuple[RecordKey, ...]]] = {}
 
     # -- what goes in -------------------------------------------------------
 
@@ -184,6 +186,7 @@ class ZoneDraft:
             entry["ttl"] = ttl
         entry.update(one_or_many(kept))
         self.add_entry(label, entry, line)
+        self.sources[id(entry)] = (owner, line, file, keys)
 
     # -- what comes out -----------------------------------------------------
 
@@ -199,6 +202,7 @@ class ZoneDraft:
         if not self.nameservers:
             raise ConvertError("the source has no apex NS records: give the zone's name servers "
                                "with --nameservers NAME[,NAME...]")
+        self._drop_misplaced_ds()
         ttl = self.ttl if self.ttl is not None else self._common_ttl()
         for entries in self.records.values():
             for entry in entries:
@@ -217,6 +221,19 @@ class ZoneDraft:
         doc["records"] = {label: entries[0] if len(entries) == 1 else entries
                           for label, entries in self.records.items()}
         return doc
+
+    def _drop_misplaced_ds(self) -> None:
+        """DS records belong at a delegation; elsewhere (BIND keeps them) they are skipped."""
+        for label, entries in list(self.records.items()):
+            if label != APEX and any(e["type"] == "NS" for e in entries):
+                continue
+            for entry in [e for e in entries if e["type"] == "DS"]:
+                owner, line, file, keys = self.sources.get(id(entry), (label, 1, None, ()))
+                self.warn(line, f"{owner} DS records skipped: a DS record belongs at a "
+                                "delegation (a name with NS records below the apex)", keys, file)
+                entries.remove(entry)
+            if not entries:
+                del self.records[label]
 
     def _common_ttl(self) -> int:
         ttls = Counter(e["ttl"] for es in self.records.values() for e in es if "ttl" in e)
