@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {_located(problem, imported.lines, source)}", file=sys.stderr)
         return _fail(f"{source}: the converted zone is not valid ({len(exc.problems)} "
                      "problems above); nothing written")
-    warnings += [_located(w, imported.lines, source) for w in zone.warnings]
+    located = sorted(zone.warnings, key=lambda w: _source_line(w, imported.lines))
+    warnings += [_located(w, imported.lines, source) for w in located]
     level = "error" if args.strict else "warning"
     for warning in warnings:
         print(f"{level}: {warning}", file=sys.stderr)
@@ -107,18 +108,20 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _located(problem: Problem, lines: dict[str, int], source: str) -> str:
-    """A problem of the converted zone, placed at the source line its record came from."""
+def _source_line(problem: Problem, lines: dict[str, int]) -> int:
+    """The source line the record (or setting) a problem of the converted zone is about
+    came from."""
     path = problem.path
-    line = 1
     if path.startswith("nameservers"):
-        line = lines.get("(nameservers)", 1)
-    elif path.startswith("soa"):
-        line = lines.get("(soa)", 1)
-    elif path.startswith("records."):
-        rest = path.removeprefix("records.")
-        for label in sorted(lines, key=len, reverse=True):
-            if rest == label or rest.startswith((f"{label}[", f"{label}.")):
-                line = lines[label]
-                break
-    return f"{source}:{line}: {path}: {problem.message}"
+        return lines.get("(nameservers)", 1)
+    if path.startswith("soa"):
+        return lines.get("(soa)", 1)
+    rest = path.removeprefix("records.")
+    for label in sorted(lines, key=len, reverse=True):  # "www[1]" before "www"
+        if rest == label or rest.startswith((f"{label}[", f"{label}.")):
+            return lines[label]
+    return 1
+
+
+def _located(problem: Problem, lines: dict[str, int], source: str) -> str:
+    return f"{source}:{_source_line(problem, lines)}: {problem.path}: {problem.message}"

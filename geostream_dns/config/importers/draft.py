@@ -131,8 +131,10 @@ class ZoneDraft:
         return {str(e["type"]) for e in self.records.get(label, [])}
 
     def add_entry(self, label: str, entry: Document, line: int) -> None:
-        self.records.setdefault(label, []).append(entry)
+        entries = self.records.setdefault(label, [])
+        entries.append(entry)
         self.lines.setdefault(label, line)
+        self.lines[f"{label}[{len(entries) - 1}]"] = line
 
     def add_rdatas(self, name: dns.name.Name, ttl: int, rdatas: list[dns.rdata.Rdata],
                    line: int, file: str | None = None) -> None:
