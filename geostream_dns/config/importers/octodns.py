@@ -71,7 +71,7 @@ def import_octodns(path: pathlib.Path, zone: str | None = None,
         items = spec if isinstance(spec, PosList) else [spec]
         for i, record in enumerate(items):
             rline = spec.lines[i] if isinstance(spec, PosList) else line
-            _record(draft, label, record, rline)
+            record_into(draft, label, record, rline)
     return Imported(draft.document(nameservers), draft.warnings, draft.lines)
 
 
@@ -83,7 +83,8 @@ def _keys(owner: str, rtype: str, values: list[Any]) -> tuple[RecordKey, ...]:
     return tuple((owner, rtype, str(v)) for v in values)
 
 
-def _record(draft: ZoneDraft, label: str, record: Any, line: int) -> None:
+def record_into(draft: ZoneDraft, label: str, record: Any, line: int) -> None:
+    """One octoDNS record (as its YAML data) into the draft, or warnings saying why not."""
     owner = _owner(draft, label)
     if not isinstance(record, dict) or "type" not in record:
         draft.warn(line, f"{owner}: not an octoDNS record (no type), skipped")
