@@ -24,7 +24,6 @@ external target. Health checks come from ``list-health-checks`` JSON.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 from collections import defaultdict
@@ -37,6 +36,8 @@ import dns.rdataclass
 import dns.rdatatype
 
 from geostream_dns.config.document import APEX, Document
+from geostream_dns.config.importers.aws import Checks, name_of, read, record_sets
+from geostream_dns.config.importers.aws import health_checks as read_checks
 from geostream_dns.config.importers.draft import (
     ConvertError,
     Imported,
@@ -49,7 +50,6 @@ from geostream_dns.config.importers.places import AWS_REGIONS, CONTINENT_OF, aws
 from geostream_dns.config.values import rdata_value
 from geostream_dns.core.model import ROUTABLE_TYPES
 
-_OCTAL = re.compile(rb"\\([0-7]{3})")
 POLICY_KEYS = ("Failover", "Weight", "Region", "GeoLocation", "GeoProximityLocation",
                "MultiValueAnswer", "CidrRoutingConfig")
 BIAS_KM = 50  # km of distance that one unit of Route 53 geoproximity bias is taken to be
@@ -63,8 +63,8 @@ def import_route53(path: pathlib.Path, zone: str | None = None,
                    health_checks: pathlib.Path | None = None) -> Imported:
     """Convert one ``list-resource-record-sets`` export (``--health-checks``: the
     ``list-health-checks`` export its record sets refer to)."""
-    text = text if text is not None else _read(path)
-    sets = _record_sets(text)
+    text = text if text is not None else read(path)
+    sets = record_sets(text)
     soa = next((s for _, s in sets if s.get("Type") == "SOA"), None)
     if zone is None:
         if soa is None:
@@ -72,7 +72,7 @@ def import_route53(path: pathlib.Path, zone: str | None = None,
         zone = str(soa.get("Name", ""))
     origin = name_of(zone)
     draft = ZoneDraft(origin, str(path))
-    checks = _health_checks(draft, health_checks) if health_checks is not None else None
+    checks = read_checks(health_checks) if health_checks is not None else None
     groups: dict[tuple[dns.name.Name, str], list[tuple[int, Document]]] = defaultdict(list)
     for line, rrset in sets:
         try:
@@ -85,110 +85,6 @@ def import_route53(path: pathlib.Path, zone: str | None = None,
     converter = _Converter(draft, groups, checks)
     converter.run()
     return Imported(draft.document(nameservers), draft.warnings, draft.lines)
-
-
-def _read(path: pathlib.Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConvertError(f"cannot read: {exc}") from None
-
-
-def name_of(text: str) -> dns.name.Name:
-    """A Route 53 name (absolute, trailing dot optional, octal escapes) as a Name."""
-    raw = text.strip().encode()
-    if raw in (b"", b"."):
-        return dns.name.root
-    raw = raw[:-1] if raw.endswith(b".") and not raw.endswith(b"\\.") else raw
-    labels = [_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), label).lower()
-              for label in raw.split(b".")]
-    try:
-        return dns.name.Name([*labels, b""])
-    except dns.exception.DNSException as exc:
-        raise ConvertError(f'"{text}" is not a name: {exc}') from None
-
-
-def _record_sets(text: str) -> list[tuple[int, Document]]:
-    """(line, record set) for each element of ``ResourceRecordSets``."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConvertError(f"not JSON: {exc}") from None
-    sets = data.get("ResourceRecordSets") if isinstance(data, dict) else data
-    if not isinstance(sets, list) or not all(isinstance(s, dict) for s in sets):
-        raise ConvertError("not list-resource-record-sets JSON: no ResourceRecordSets list")
-    lines = _element_lines(text, "ResourceRecordSets", len(sets))
-    return list(zip(lines, sets, strict=True))
-
-
-def _element_lines(text: str, key: str, count: int) -> list[int]:
-    """The line each element of the array under ``key`` starts on."""
-    decoder = json.JSONDecoder()
-    start = text.find("[", text.find(f'"{key}"') + 1)
-    if start < 0:
-        return [1] * count
-    lines: list[int] = []
-    i = start + 1
-    while len(lines) < count:
-        while i < len(text) and text[i] in " \t\r\n,":
-            i += 1
-        lines.append(text.count("\n", 0, i) + 1)
-        try:
-            _, i = decoder.raw_decode(text, i)
-        except ValueError:
-            return lines + [lines[-1]] * (count - len(lines))
-    return lines
-
-
-class Checks(dict[str, "str | None"]):
-    """Route 53 health check id -> the name of the zone's health check (None: a kind
-    GeoStream cannot run; the values it guarded are treated as healthy); ``ips`` holds
-    the address a check probes when it names one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ips: dict[str, str] = {}
-        self.specs: dict[str, Document] = {}  # by zone name, added to the zone when used
-        self.unusable: dict[str, tuple[int, str]] = {}  # id -> (line, why)
-
-
-def _health_checks(draft: ZoneDraft, path: pathlib.Path) -> Checks:
-    text = _read(path)
-    del draft  # checks join the zone when a record set uses them
-    try:
-        checks = json.loads(text)["HealthChecks"]
-        lines = _element_lines(text, "HealthChecks", len(checks))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConvertError(f"{path}: not list-health-checks JSON: {exc!r}") from None
-    names = Checks()
-    for line, check in zip(lines, checks, strict=True):
-        ident = str(check.get("Id", ""))
-        config = check.get("HealthCheckConfig") or {}
-        kind = str(config.get("Type", ""))
-        protocol = {"HTTP": "http", "HTTPS": "https", "HTTP_STR_MATCH": "http",
-                    "HTTPS_STR_MATCH": "https", "TCP": "tcp"}.get(kind)
-        if protocol is None:
-            names[ident] = None
-            names.unusable[ident] = (line, f"a {kind} check: only HTTP, HTTPS and TCP checks "
-                                           "are carried over")
-            continue
-        name = "r53-" + re.sub(r"[^a-z0-9-]+", "-", ident.lower()).strip("-")[:40]
-        spec: Document = {"protocol": protocol,
-                          "port": int(config.get("Port") or (443 if protocol == "https" else 80))}
-        if protocol != "tcp":
-            spec["path"] = config.get("ResourcePath") or "/"
-            if config.get("FullyQualifiedDomainName"):
-                spec["host"] = str(config["FullyQualifiedDomainName"]).rstrip(".")
-            if config.get("SearchString"):
-                spec["expect"] = {"body_contains": config["SearchString"]}
-        spec["interval"] = f"{int(config.get('RequestInterval') or 30)}s"
-        threshold = int(config.get("FailureThreshold") or 3)
-        spec.update(rise=threshold, fall=threshold)
-        if config.get("IPAddress"):
-            names.ips[name] = str(config["IPAddress"])
-        names.specs[name] = spec
-        names[ident] = name
-    return names
 
 
 Group = list[tuple[int, Document]]
@@ -444,6 +340,10 @@ class _Converter:
                   line: int) -> Document | None:
         by_role = {str(p["_set"].get("Failover", "")).upper(): name for name, p in pools.items()}
         primary, secondary = by_role.get("PRIMARY"), by_role.get("SECONDARY")
+        if primary is None and secondary is None:
+            self.draft.warn(line, f"{owner} {rtype} skipped: failover record sets without "
+                                  "PRIMARY or SECONDARY", self._keys(owner, rtype, group))
+            return None
         if primary is None:
             self.draft.warn(line, f"{owner} {rtype}: failover without a PRIMARY record set; "
                                   "the SECONDARY answers")
