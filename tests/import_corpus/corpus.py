@@ -18,7 +18,6 @@ import os
 import pathlib
 import re
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,11 +41,14 @@ from geostream_dns.config.importers import (
     import_route53,
 )
 from geostream_dns.config.loader import load_zone_data
-from geostream_dns.core.model import Zone
+from geostream_dns.core.model import RECORD_TYPES, Zone
+from geostream_dns.core.snapshot import compile_zone
 
 CORPUS = pathlib.Path(__file__).resolve().parent
 Key = tuple[str, str, str]  # (owner, type, data)
 Source = dict[tuple[str, str], tuple[int, set[str]]]  # (owner, type) -> (ttl, data)
+_DNS_TYPES = {dns.rdatatype.to_text(t) for t in dns.rdatatype.RdataType}  # URLFWD is not one
+_NAMED = set(RECORD_TYPES)
 
 
 @dataclass
@@ -263,8 +265,6 @@ def imported_keys(zone: Zone) -> set[Key]:
                 keys.add(_key(rs.name, value.rdata))
     for ns in zone.nameservers:
         keys.add((zone.origin, "NS", ns))
-    from geostream_dns.core.snapshot import compile_zone
-
     soa = compile_zone(zone).soa.rdatas[0]
     keys.add(_key(zone.origin, soa))
     return keys
@@ -300,8 +300,6 @@ def served_sets(result: Result) -> list[tuple[str, str, int, set[str]]]:
     return out
 
 
-_DNS_TYPES = {dns.rdatatype.to_text(t) for t in dns.rdatatype.RdataType}
-_NAMED = set(__import__("geostream_dns.core.model", fromlist=["RECORD_TYPES"]).RECORD_TYPES)
 
 
 def batches(results: list[Result]) -> list[list[Result]]:
@@ -367,7 +365,3 @@ def figures(results: list[Result], answers: Answers) -> list[str]:
 
 def by_file(results: list[Result]) -> dict[str, Result]:
     return {str(r.file.relative_to(CORPUS)): r for r in results}
-
-
-__all__ = ["Answers", "Result", "ask", "batches", "by_file", "defaultdict", "figures",
-           "import_all", "served_sets", "write_zones"]
