@@ -157,9 +157,13 @@ def zone_document_for(desired: Any, existing: Document | None, nameservers: list
         doc["healthchecks"] = {**(existing.get("healthchecks") or {}),
                                **doc.get("healthchecks", {})}
         records = doc["records"]
+        wanted = {(record.name or APEX, record._type) for record in desired.records}
         for label, spec in (existing.get("records") or {}).items():
+            # what octoDNS cannot see (types it does not know, routing it cannot
+            # express) stays as it is, unless the plan writes that record set
             kept = [e for e in (spec if isinstance(spec, list) else [spec])
-                    if e.get("type") not in SUPPORTED]
+                    if octodns_data(e, existing) is None
+                    and (label, e.get("type")) not in wanted]
             if kept:
                 mine = records.get(label)
                 mine = [] if mine is None else mine if isinstance(mine, list) else [mine]

@@ -41,7 +41,6 @@ from geostream_dns.config.fields import (
     index,
 )
 from geostream_dns.config.rdata_fields import STRUCTURED, build_structured, structured_value
-from geostream_dns.config.yamlpos import PosList
 
 IN = dns.rdataclass.IN
 TXT_CHUNK = 255  # bytes per character-string (RFC 1035 section 3.3)
@@ -114,14 +113,13 @@ def _strings(
     ck: Checker, rtype: str, value: Any, line: int, path: str
 ) -> dns.rdata.Rdata | None:
     cls = _STRINGS_TYPES[rtype]
-    if isinstance(value, PosList) or isinstance(value, list):
+    if isinstance(value, list):
         items = as_list(ck, value, line, path)
         if items is None:
             return None
         strings: list[bytes] = []
         for i, item in enumerate(items):
-            ipath = index(path, i)
-            iline = items.lines[i] if isinstance(items, PosList) else line
+            ipath, iline = index(path, i), items.lines[i]
             text = as_str(ck, item, iline, ipath, empty=True)
             if text is None:
                 continue

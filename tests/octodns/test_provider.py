@@ -66,10 +66,34 @@ ZONE = textwrap.dedent("""\
     """)
 
 
+# What the zone holds before octoDNS manages it: things octoDNS cannot see stay.
+BEFORE = textwrap.dedent("""\
+    zone: example.com.
+    ttl: 3600
+    soa: {primary: ns1.example.com., email: hostmaster@example.com, refresh: 7200,
+          retry: 900, expire: 1209600, negative_ttl: 300, serial: 2024060101}
+    nameservers: [ns1.example.com., ns2.example.net.]
+    regions:
+      us: {lat: 38.9, lon: -77.4}
+      eu: {lat: 50.1, lon: 8.7}
+    records:
+      ns1: {type: A, value: 192.0.2.53}
+      box: {type: HINFO, value: '"PC" "Linux"'}
+      near:
+        type: A
+        routing:
+          pools:
+            us: {region: us, values: [192.0.2.90]}
+            eu: {region: eu, values: [198.51.100.90]}
+          rules: [{nearest: [us, eu]}]
+    """)
+
+
 @pytest.fixture
 def geostream(tmp_path: pathlib.Path) -> Iterator[Server]:
     zones = tmp_path / "server" / "zones"
     zones.mkdir(parents=True)
+    (zones / "example.com.yaml").write_text(BEFORE)
     server = launch(tmp_path / "server", zones_dir=zones, http=True, extra=["--no-probe"],
                     env={"GEOSTREAM_API_TOKEN": TOKEN})
     yield server
@@ -126,6 +150,11 @@ def test_octodns_sync_into_geostream(tmp_path: pathlib.Path, geostream: Server) 
         {"subnets": ["127.0.0.0/8"], "pool": "eu"}, {"geos": ["EU"], "pool": "eu"},
         {"pool": "us"}]
     assert www["routing"]["pools"]["eu"]["fallback"] == "us"
+    # kept: the SOA and its serial, regions, a type and a routing octoDNS does not know
+    assert written["soa"]["serial"] == 2024060101 and set(written["regions"]) == {"us", "eu"}
+    assert written["records"]["box"]["type"] == "HINFO"
+    assert written["records"]["near"]["routing"]["rules"] == [{"nearest": ["us", "eu"]}]
+    assert ask(geostream, "box.example.com.", "HINFO")[0] == {'"PC" "Linux"'}
 
     again = sync(tmp_path)  # plan only: nothing left to change
     assert again.returncode == 0, again.stdout + again.stderr
