@@ -141,6 +141,15 @@ def test_bind_without_origin_needs_the_zone(tmp_path: pathlib.Path) -> None:
                            "give the zone's name with --zone NAME\n")
 
 
+def test_bind_without_origin_but_absolute_names(tmp_path: pathlib.Path) -> None:
+    source = write(tmp_path, "db", "example.org. 300 IN SOA ns.example.net. h.example.org. "
+                                   "5 1 1 1 1\nexample.org. 300 IN NS ns.example.net.\n"
+                                   "www.example.org. 300 IN A 192.0.2.1\n")
+    imported = import_bind(source)
+    assert imported.document["zone"] == "example.org." and imported.warnings == []
+    assert ("www.example.org.", "A") in records(imported.document, "import/example.org.yaml")
+
+
 def test_octodns(tmp_path: pathlib.Path) -> None:
     source = write(tmp_path, "example.net.yaml", OCTODNS)
     imported = import_octodns(source, nameservers=["ns1.example.net.", "ns2.example.net."])

@@ -47,7 +47,7 @@ def import_bind(path: pathlib.Path, zone: str | None = None,
     lines: list[str] = []
     where: list[Where] = []
     first_origin = _splice(path, text, None if zone is None else _name(zone), lines, where, 0)
-    origin = _name(zone) if zone is not None else first_origin
+    origin = _name(zone) if zone is not None else first_origin or _soa_owner(lines)
     if origin is None:
         raise ConvertError("the file has no $ORIGIN line: give the zone's name with --zone NAME")
     if origin == dns.name.root:
@@ -56,6 +56,21 @@ def import_bind(path: pathlib.Path, zone: str | None = None,
     records = _read(draft, "\n".join(lines) + "\n", origin, where)
     _convert(draft, records)
     return Imported(draft.document(nameservers), draft.warnings, draft.lines)
+
+
+_SOA_LINE = re.compile(r"^(\S+\.)\s+(?:\S+\s+){0,2}SOA\s", re.IGNORECASE)
+
+
+def _soa_owner(lines: list[str]) -> dns.name.Name | None:
+    """The absolute owner of the first SOA record (a file without $ORIGIN that writes
+    its names in full)."""
+    for line in lines:
+        if (m := _SOA_LINE.match(line)) is not None and m.group(1) != ".":
+            try:
+                return dns.name.from_text(m.group(1))
+            except dns.exception.DNSException:
+                return None
+    return None
 
 
 def _name(text: str) -> dns.name.Name:
