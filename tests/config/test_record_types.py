@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from geostream_dns.config.document import zone_document
+from geostream_dns.config.document import document_yaml, zone_document
 from geostream_dns.config.loader import load_zone_data
 from tests.config.helpers import R, at, load, record_problems, records
 
@@ -94,6 +94,7 @@ def test_every_type_loads_and_round_trips() -> None:
     doc = zone_document(zone)
     again = load_zone_data(doc, "x/example.com.yaml")
     assert zone_document(again) == doc
+    assert zone_document(load(document_yaml(doc))) == doc  # and as YAML text
     assert {(r.name, r.rtype): r.rdatas for r in again.rrsets} == {
         (r.name, r.rtype): r.rdatas for r in zone.rrsets}
     apex = {e["type"]: e for e in doc["records"]["@"]}
