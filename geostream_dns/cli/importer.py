@@ -26,8 +26,9 @@ def register(sub: Any) -> None:
     p.add_argument("format", choices=("bind", "octodns", "route53"))
     p.add_argument("file", type=pathlib.Path, help="the file to convert")
     p.add_argument("--zone", metavar="NAME",
-                   help="the zone's name (bind: when the file has no $ORIGIN or absolute SOA; octodns: "
-                        "default the file's name; route53: default the SOA's name)")
+                   help="the zone's name (bind: when the file has no $ORIGIN or absolute "
+                        "SOA; octodns: default the file's name; route53: default the SOA's "
+                        "name)")
     p.add_argument("--nameservers", action="append", default=[], metavar="NAME[,NAME...]",
                    help="the apex NS set, for sources that lack one or to replace theirs "
                         "(repeatable)")
