@@ -27,10 +27,12 @@ class Problem:
 
 
 class ConfigError(GeoStreamError):
-    """Invalid configuration; carries every problem found, not just the first."""
+    """Invalid configuration; carries every problem found, not just the first (and the
+    warnings found beside them)."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
         self.problems = problems
+        self.warnings = warnings or []
         super().__init__("\n".join(str(p) for p in problems))
 
 

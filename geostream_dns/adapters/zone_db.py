@@ -152,9 +152,13 @@ def generation_diff(conn: Conn, generation: int) -> list[Change]:
 # -- writing ---------------------------------------------------------------
 
 
-def next_serial(previous: int | None, now: float) -> int:
-    """Serials increase on every change; a new (or re-created) zone starts at the time."""
-    serial = int(now) if previous is None else max(previous + 1, int(now))
+def next_serial(previous: int | None, now: float, floor: int | None = None) -> int:
+    """Serials increase on every change; a new (or re-created) zone starts at the time,
+    or at ``floor`` (the zone's ``soa.serial``) when it gives one, and never goes below it."""
+    if previous is None:
+        serial = floor or int(now)
+    else:
+        serial = max(previous + 1, int(now), floor or 0)
     return serial if serial <= SERIAL_MAX else serial % (SERIAL_MAX + 1) or 1
 
 
@@ -195,7 +199,8 @@ def write_plan(conn: Conn, plan: Plan, author: str, kind: str = "apply",
             versions.append((generation, origin, None, None))
             continue
         # A re-created zone continues from its last serial, so secondaries never go back.
-        serial = next_serial(serials.get(origin, previous.get(origin)), now)
+        serial = next_serial(serials.get(origin, previous.get(origin)), now,
+                             (doc.get("soa") or {}).get("serial"))
         _, settings, record_sets = split_document(doc)
         created = origin not in serials
         conn.execute(

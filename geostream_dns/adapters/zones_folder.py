@@ -100,7 +100,9 @@ class ZonesFolder:
         last, last_content = self.serials.get(zone.origin, (0, (0, 0)))
         if last and last_content == content:
             return replace(zone, serial=last)  # the same file as before a restart
-        serial = max(stamp[0] // 1_000_000_000, last + 1) % 2**32
+        floor = zone.soa.serial or 0  # `soa.serial`: served first, never gone below
+        serial = floor if not last and floor else max(stamp[0] // 1_000_000_000, last + 1,
+                                                      floor) % 2**32
         self.serials[zone.origin] = (serial, content)
         self._save_serials()
         return replace(zone, serial=serial)

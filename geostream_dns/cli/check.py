@@ -7,7 +7,7 @@ import pathlib
 import sys
 from typing import Any
 
-from geostream_dns.config.loader import load_zones_dir
+from geostream_dns.config.loader import load_zones_report
 
 
 def register(subparsers: Any) -> None:
@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
         help="validate zone files",
         description=(
             "Validate zone files (directories: every *.yaml and *.yml in them). "
-            "Prints one `file:line: field: message` line per problem; exits 1 on any."
+            "Prints one `file:line: field: message` line per problem; exits 1 on any. "
+            "Warnings (`file:line: warning: field: message`: what is served as it is but "
+            "deserves a look, like data below a delegation) do not change the exit status."
         ),
     )
     parser.add_argument("paths", nargs="+", type=pathlib.Path, metavar="PATH")
@@ -24,13 +26,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    zones, problems = load_zones_dir(args.paths)
-    for problem in sorted(problems, key=lambda p: (p.file, p.line)):
-        print(problem)
-    if problems:
+    report = load_zones_report(args.paths)
+    lines = [(p.file, p.line, 1, str(p)) for p in report.problems]
+    lines += [(w.file, w.line, 0, f"{w.file}:{w.line}: warning: {w.path}: {w.message}")
+              for w in report.warnings]
+    for *_, text in sorted(lines, key=lambda item: item[:3]):
+        print(text)
+    if report.problems:
         return 1
-    records = sum(len(zone.rrsets) for zone in zones)
-    print(f"{_plural(len(zones), 'zone')}, {_plural(records, 'record set')}: OK")
+    records = sum(len(zone.rrsets) for zone in report.zones)
+    warned = f" ({_plural(len(report.warnings), 'warning')})" if report.warnings else ""
+    print(f"{_plural(len(report.zones), 'zone')}, {_plural(records, 'record set')}: OK{warned}")
     sys.stdout.flush()
     return 0
 

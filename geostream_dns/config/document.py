@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import dns.rdata
 import yaml
 
+from geostream_dns.config.values import rdata_value
 from geostream_dns.core.model import (
     GeosRule,
     HealthCheck,
@@ -66,10 +66,14 @@ def zone_document(zone: Zone) -> Document:
 
 def zone_settings(zone: Zone) -> Document:
     soa = zone.soa
+    soa_doc: Document = {"primary": soa.primary, "email": soa.email, "refresh": soa.refresh,
+                         "retry": soa.retry, "expire": soa.expire,
+                         "negative_ttl": soa.negative_ttl}
+    if soa.serial is not None:
+        soa_doc["serial"] = soa.serial
     return {
         "ttl": zone.ttl,
-        "soa": {"primary": soa.primary, "email": soa.email, "refresh": soa.refresh,
-                "retry": soa.retry, "expire": soa.expire, "negative_ttl": soa.negative_ttl},
+        "soa": soa_doc,
         "nameservers": list(zone.nameservers),
         "regions": {name: {"lat": _number(r.lat), "lon": _number(r.lon)}
                     for name, r in sorted(zone.regions.items())},
@@ -82,7 +86,8 @@ def record_entries(zone: Zone) -> dict[RecordKey, Document]:
     out: dict[RecordKey, Document] = {}
     for rs in zone.rrsets:
         entry: Document = {"type": rs.rtype, "ttl": rs.ttl}
-        values: list[Any] = [rs.alias] if rs.alias else [rdata_value(r) for r in rs.rdatas]
+        values: list[Any] = (
+            [rs.alias] if rs.alias else [rdata_value(r, rs.rtype) for r in rs.rdatas])
         if len(values) == 1:
             entry["value"] = values[0]
         elif values:
@@ -142,24 +147,6 @@ def owner_name(label: str, origin: str) -> str:
     if label in ("", APEX):
         return origin
     return f"{label.lower()}.{origin}"
-
-
-def rdata_value(rdata: dns.rdata.Rdata) -> Any:
-    """One rdata as its zone file value (the inverse of ``config.values.build_rdata``)."""
-    rtype = rdata.rdtype.name  # type: ignore[attr-defined]
-    r: Any = rdata
-    if rtype in ("A", "AAAA"):
-        return r.address
-    if rtype == "TXT":
-        return b"".join(r.strings).decode()
-    if rtype == "MX":
-        return {"preference": r.preference, "exchange": r.exchange.to_text()}
-    if rtype == "SRV":
-        return {"priority": r.priority, "weight": r.weight, "port": r.port,
-                "target": r.target.to_text()}
-    if rtype == "CAA":
-        return {"flags": r.flags, "tag": r.tag.decode(), "value": r.value.decode()}
-    return r.target.to_text()  # CNAME, NS, PTR
 
 
 def _label_order(label: str) -> tuple[int, tuple[str, ...]]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.exception
 import dns.name
 
 from geostream_dns.config.yamlpos import PosDict, PosList
@@ -23,20 +24,27 @@ from geostream_dns.errors import Problem
 TTL_MAX = 2147483647  # RFC 2181 section 8
 DOC = "(file)"  # path for problems about the file as a whole
 
-# One DNS label as zone files write it: letters, digits, '_', '-' and '/'
-# (RFC 2317 classless reverse names); '*' is handled by the callers.
-_LABEL = re.compile(r"^[A-Za-z0-9_/-]+$")
+# One DNS label as zone files write it: letters, digits, '_', '-', '/' (RFC 2317
+# classless reverse names) and the other printable characters real zones hold
+# (a Route 53 '#'), with the characters that are special in zone files escaped
+# (`\DDD` decimal or `\X`); "*" is handled by the callers.
+_LABEL = re.compile(r"^(?:[!#%&'+,\-/0-9:<=>?A-Z\[\]^_`a-z{|}~]|\\[0-9]{3}|\\[^0-9])+$")
 
 
 @dataclass
 class Checker:
-    """Collects the problems of one file."""
+    """Collects the problems of one file, and its warnings: what is served as it is
+    but deserves a look (a zone is refused for a problem, never for a warning)."""
 
     source: str
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, line: int, path: str, message: str) -> None:
         self.problems.append(Problem(self.source, line, path, message))
+
+    def warn(self, line: int, path: str, message: str) -> None:
+        self.warnings.append(Problem(self.source, line, path, message))
 
 
 def join(path: str, key: Any) -> str:
@@ -225,5 +233,7 @@ def absolute_name(
             return dns.name.from_text(text.lower())
         except dns.name.NameTooLong:
             why = "longer than 255 bytes"
+        except dns.exception.DNSException as exc:
+            why = str(exc).rstrip(".").lower()
     ck.add(line, path, f'"{text}" is not a valid name: {why}')
     return None

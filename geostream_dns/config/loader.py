@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dns.name
@@ -42,6 +43,7 @@ from geostream_dns.errors import ConfigError, Problem
 
 TOP_KEYS = ("zone", "ttl", "soa", "nameservers", "regions", "healthchecks", "records")
 SOA_KEYS = ("primary", "email", "refresh", "retry", "expire", "negative_ttl")
+SERIAL_MAX = 2**32 - 1
 CHECK_KEYS = (
     "protocol",
     "port",
@@ -66,10 +68,7 @@ def load_zone_text(text: str, source: str, serial: int = 1) -> Zone:
     Raises :class:`ConfigError` carrying every problem found, sorted by line.
     """
     ck = Checker(source)
-    zone = _zone(ck, text, source, serial)
-    if ck.problems or zone is None:
-        raise ConfigError(sorted(ck.problems, key=lambda p: p.line))
-    return zone
+    return _checked(ck, _zone(ck, text, source, serial))
 
 
 def load_zone_data(data: Any, source: str, serial: int = 1) -> Zone:
@@ -79,10 +78,14 @@ def load_zone_data(data: Any, source: str, serial: int = 1) -> Zone:
     Raises :class:`ConfigError` carrying every problem found.
     """
     ck = Checker(source)
-    zone = _zone_doc(ck, positioned(data), source, serial)
+    return _checked(ck, _zone_doc(ck, positioned(data), source, serial))
+
+
+def _checked(ck: Checker, zone: Zone | None) -> Zone:
+    warnings = sorted(ck.warnings, key=lambda p: p.line)
     if ck.problems or zone is None:
-        raise ConfigError(sorted(ck.problems, key=lambda p: p.line))
-    return zone
+        raise ConfigError(sorted(ck.problems, key=lambda p: p.line), warnings)
+    return replace(zone, warnings=tuple(warnings))
 
 
 def load_zone_file(path: pathlib.Path) -> Zone:
@@ -98,14 +101,31 @@ def load_zone_file(path: pathlib.Path) -> Zone:
     return load_zone_text(text, source, serial)
 
 
+@dataclass
+class LoadReport:
+    """What loading zone files found: the valid zones, the problems of the others, and
+    the warnings of all of them (zones with warnings are valid and served)."""
+
+    zones: list[Zone] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
 def load_zones_dir(paths: Iterable[pathlib.Path]) -> tuple[list[Zone], list[Problem]]:
     """Load zone files and directories of them (``*.yaml``, ``*.yml``, sorted).
 
     Returns the valid zones and the problems of all the others, including a
     zone defined by two files (the later file is the one reported and skipped).
+    Warnings are on each zone (``Zone.warnings``); see :func:`load_zones_report`.
     """
-    zones: list[Zone] = []
-    problems: list[Problem] = []
+    report = load_zones_report(paths)
+    return report.zones, report.problems
+
+
+def load_zones_report(paths: Iterable[pathlib.Path]) -> LoadReport:
+    """:func:`load_zones_dir` with the warnings of every file, valid or not."""
+    report = LoadReport()
+    zones, problems, warnings = report.zones, report.problems, report.warnings
     files, missing = zone_files(paths)
     for path in missing:
         problems.append(Problem(str(path), 1, DOC, "no such file or directory"))
@@ -120,7 +140,9 @@ def load_zones_dir(paths: Iterable[pathlib.Path]) -> tuple[list[Zone], list[Prob
             zone = load_zone_file(file)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            warnings.extend(exc.warnings)
             continue
+        warnings.extend(zone.warnings)
         if zone.origin in origins:
             problems.append(
                 Problem(
@@ -133,7 +155,7 @@ def load_zones_dir(paths: Iterable[pathlib.Path]) -> tuple[list[Zone], list[Prob
             continue
         origins[zone.origin] = zone.source
         zones.append(zone)
-    return zones, problems
+    return report
 
 
 def _reason(exc: Exception) -> str:
@@ -203,7 +225,7 @@ def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
         regions=regions,
         healthchecks=checks,
         rrsets=tuple(rrsets),
-        serial=serial,
+        serial=max(serial, soa.serial or 0),
         source=source,
     )
 
@@ -258,7 +280,7 @@ def _soa(ck: Checker, value: Any, line: int) -> Soa | None:
     if m is None:
         return None
     before = len(ck.problems)
-    check_keys(ck, m, path, SOA_KEYS, SOA_KEYS, line)
+    check_keys(ck, m, path, (*SOA_KEYS, "serial"), SOA_KEYS, line)
     primary = None
     if "primary" in m:
         primary = absolute_name(ck, m["primary"], m.line_of("primary"), join(path, "primary"))
@@ -268,9 +290,13 @@ def _soa(ck: Checker, value: Any, line: int) -> Soa | None:
     timers = {
         key: as_ttl(ck, m[key], m.line_of(key), join(path, key)) for key in SOA_KEYS[2:] if key in m
     }
+    serial = None
+    if "serial" in m:
+        serial = as_int(ck, m["serial"], m.line_of("serial"), join(path, "serial"), 1, SERIAL_MAX)
     if len(ck.problems) != before or primary is None or email is None:
         return None
-    return Soa(primary=primary.to_text(), email=email, **timers)  # type: ignore[arg-type]
+    return Soa(primary=primary.to_text(), email=email, serial=serial,
+               **timers)  # type: ignore[arg-type]
 
 
 def _email(ck: Checker, value: Any, line: int, path: str) -> str | None:

@@ -9,6 +9,7 @@ zone, every health check exists, fallback chains are loop free.
 Names are absolute, lower-case, with a trailing dot (``www.example.com.``).
 Record data are dnspython ``Rdata`` objects (hashable, comparable), except
 ``ALIAS``, which is not a real DNS type and keeps its target in ``alias``.
+A type without a name here is written ``TYPEnnn`` (RFC 3597), e.g. ``TYPE49``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from typing import ClassVar, Literal
 
 import dns.rdata
 
+from geostream_dns.errors import Problem
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 AnswerMode = Literal["weighted", "all", "multivalue"]
 ValueStatus = Literal["up", "down", "obey"]
 CheckProtocol = Literal["http", "https", "tcp"]
 
-# Record types a zone file may hold; SOA is generated from the `soa` block.
-RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR", "ALIAS")
+# Record types a zone file may hold by name; SOA is generated from the `soa`
+# block, and any other type is written `TYPEnnn` with RFC 3597 generic data.
+RECORD_TYPES = (
+    "A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "PTR", "NAPTR", "SSHFP", "TLSA",
+    "SMIMEA", "HTTPS", "SVCB", "DS", "LOC", "URI", "CERT", "OPENPGPKEY", "HINFO", "RP", "SPF",
+    "ALIAS",
+)
 ROUTABLE_TYPES = ("A", "AAAA", "CNAME", "TXT")
 
 
@@ -38,6 +46,7 @@ class Soa:
     retry: int
     expire: int
     negative_ttl: int
+    serial: int | None = None  # the lowest serial to serve (an imported zone's own)
 
     @property
     def rname(self) -> str:
@@ -160,3 +169,6 @@ class Zone:
     rrsets: tuple[RecordSet, ...] = ()
     serial: int = 1
     source: str = ""  # file the zone came from, for messages
+    # what validation let through but the operator should know (data below a
+    # zone cut, an in-zone name server without an address)
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)

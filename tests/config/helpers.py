@@ -50,6 +50,15 @@ def problems(text: str, source: str = SOURCE) -> list[str]:
     raise AssertionError("expected problems, the zone is valid")
 
 
+def warnings(text: str, source: str = SOURCE) -> list[str]:
+    """Every warning line for ``text``; fails the test if the text is invalid."""
+    return [str(w) for w in load_zone_text(text, source).warnings]
+
+
+def record_warnings(snippet: str) -> list[str]:
+    return warnings(records(snippet))
+
+
 def record_problems(snippet: str) -> list[str]:
     return problems(records(snippet))
 

@@ -150,6 +150,24 @@ def test_check_prints_every_problem_sorted(
     ]
 
 
+def test_check_prints_warnings_and_passes(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = tmp_path / "example.com.yaml"
+    zone.write_text(BASE.replace("ns2.example.net.]", "ns2.example.com.]") + "records:\n"
+                    "  shop: {type: NS, value: ns1.example.net.}\n"
+                    "  www.shop: {type: A, value: 192.0.2.1}\n"
+                    "  txt.shop: {type: TXT, value: hello}\n")
+    assert run_check([tmp_path]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{zone}:10: warning: nameservers[1]: ns2.example.com. is inside the zone but has no "
+        "A or AAAA record",
+        f"{zone}:20: warning: records.txt.shop: TXT data below the delegation shop.example.com. "
+        "is not served: queries get the referral",
+        "1 zone, 3 record sets: OK (2 warnings)",
+    ]
+
+
 def test_default_timeout_never_outlasts_the_interval() -> None:
     text = (ZONES / "example.org.yaml").read_text().replace(
         "records:",

@@ -213,8 +213,9 @@ def http_available() -> bool:
 
 def launch(base: pathlib.Path, *, listens: list[tuple[str, int]] | None = None,
            zones_dir: pathlib.Path | None = None, http: bool | None = None,
-           extra: list[str] | None = None) -> Server:
-    """Start `geostream-dns serve` and wait until it is ready (or fail)."""
+           extra: list[str] | None = None, env: dict[str, str] | None = None) -> Server:
+    """Start `geostream-dns serve` and wait until it is ready (or fail); `env` adds
+    variables (the inherited GEOSTREAM_*, DATABASE_URL and REDIS_URL are dropped)."""
     base.mkdir(parents=True, exist_ok=True)
     if zones_dir is None:
         zones_dir = prepare_zones(base)
@@ -231,10 +232,11 @@ def launch(base: pathlib.Path, *, listens: list[tuple[str, int]] | None = None,
         cmd += ["--listen", format_listen(host, port)]
     cmd += ["--http", f"127.0.0.1:{http_port}" if http_port else "off"]
     cmd += extra or []
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("GEOSTREAM_")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("GEOSTREAM_")}
+    environment.update(env or {})
     log_file = log_path.open("wb")
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=environment,
                                cwd=base, stdin=subprocess.DEVNULL)
     host, port = listens[0]
     server = Server(host, port, zones_dir, process, listens, http_port, log_path,

@@ -1,12 +1,15 @@
-"""Hypothesis strategies: valid zone documents in the many shapes people write them.
+"""Hypothesis strategies: valid zone documents in the many shapes people write them,
+every record type included.
 
 Valid by construction (the test checks that too): no record types beside a
-CNAME, no NS (delegations need glue), nameservers outside the zone, routing
-only on A records with every rule after the last catch-all left out, an
-apex ALIAS only to an in-zone name that has an address. Shapes vary on
-purpose — ``value`` or ``values``, one record or a list under a label, '@'
-or '', upper-case labels, durations as ``5s``, ``500ms`` or numbers,
-defaults written out or not — so the round trip has something to normalise.
+CNAME, one delegation at most (out-of-zone name servers, so no glue, and its
+DS records), nameservers outside the zone, routing only on A records with
+every rule after the last catch-all left out, an apex ALIAS to an in-zone name
+that has an address or to a name outside every zone. Shapes vary on purpose —
+``value`` or ``values``, one record or a list under a label, '@' or '',
+upper-case labels, TXT as a string or a list of strings, durations as ``5s``,
+``500ms`` or numbers, defaults written out or not — so the round trip has
+something to normalise.
 """
 
 from __future__ import annotations
@@ -36,13 +39,87 @@ def one_or_many(draw: Any, values: list[Any], key_single: str = "value") -> dict
     return {"values": values}
 
 
+HEX = st.integers(1, 40).flatmap(lambda n: st.binary(min_size=n, max_size=n)).map(bytes.hex)
+B64 = st.binary(min_size=1, max_size=40).map(lambda b: __import__("base64").b64encode(b).decode())
+U8, U16 = st.integers(0, 255), st.integers(0, 65535)
+TARGET_OR_ROOT = TARGET | st.just(".")
+# One record of several character-strings (DNS-SD): each at most 255 bytes.
+STRINGS = st.lists(st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+                           max_size=60), min_size=2, max_size=4)
+
+
+def _digest(size: int) -> Any:
+    return st.binary(min_size=size, max_size=size).map(bytes.hex)
+
+
+def _generic(data: bytes) -> str:
+    return f"\\# {len(data)} {data.hex()}" if data else "\\# 0"
+
+
+STRUCTURED: dict[str, Any] = {
+    "SSHFP": st.sampled_from([(1, 20), (2, 32)]).flatmap(lambda t: st.fixed_dictionaries({
+        "algorithm": st.integers(1, 4), "fingerprint_type": st.just(t[0]),
+        "fingerprint": _digest(t[1])})),
+    "TLSA": st.sampled_from([(0, HEX), (1, _digest(32)), (2, _digest(64))]).flatmap(
+        lambda t: st.fixed_dictionaries({
+            "certificate_usage": st.integers(0, 3), "selector": st.integers(0, 1),
+            "matching_type": st.just(t[0]), "certificate_association_data": t[1]})),
+    "NAPTR": st.fixed_dictionaries({
+        "order": U16, "preference": U16, "flags": st.sampled_from(["S", "A", "U", ""]),
+        "service": st.from_regex(r"[A-Za-z0-9+:]{0,12}", fullmatch=True),
+        "regexp": st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+        "replacement": TARGET_OR_ROOT}),
+    "URI": st.fixed_dictionaries({
+        "priority": U16, "weight": U16,
+        "target": st.from_regex(r"https?://[a-z]{1,10}\.example\.com/[a-z]{0,5}",
+                                fullmatch=True)}),
+    "LOC": st.fixed_dictionaries({
+        "lat_degrees": st.integers(0, 89), "lat_minutes": st.integers(0, 59),
+        "lat_seconds": st.integers(0, 59999).map(lambda ms: ms / 1000),
+        "lat_direction": st.sampled_from(["N", "S"]),
+        "long_degrees": st.integers(0, 179), "long_minutes": st.integers(0, 59),
+        "long_seconds": st.integers(0, 59999).map(lambda ms: ms / 1000),
+        "long_direction": st.sampled_from(["E", "W"]),
+        "altitude": st.integers(-10000000, 100000000).map(lambda cm: cm / 100),
+        "size": st.sampled_from([0, 1, 10, 100]),
+        "precision_horz": st.sampled_from([0, 10, 10000]),
+        "precision_vert": st.sampled_from([0, 10, 100])}),
+    "DS": st.sampled_from([(1, 20), (2, 32)]).flatmap(lambda t: st.fixed_dictionaries({
+        "key_tag": U16, "algorithm": st.sampled_from([8, 13, 15]),
+        "digest_type": st.just(t[0]), "digest": _digest(t[1])})),
+    "HTTPS": st.one_of(
+        st.fixed_dictionaries({"svcpriority": st.just(0), "targetname": TARGET}),
+        st.fixed_dictionaries({
+            "svcpriority": st.integers(1, 65535), "targetname": TARGET_OR_ROOT,
+            "svcparams": st.fixed_dictionaries({}, optional={
+                "alpn": st.lists(st.sampled_from(["h2", "h3", "http/1.1"]), min_size=1,
+                                 unique=True),
+                "port": U16,
+                "ipv4hint": st.lists(IPV4, min_size=1, max_size=2),
+                "key65000": st.from_regex(r"[a-z0-9]{0,10}", fullmatch=True)})})),
+    "CERT": B64.map(lambda b: f"PGP 0 0 {b}"),
+    "OPENPGPKEY": B64,
+    "HINFO": st.tuples(*[st.from_regex(r"[A-Za-z0-9-]{1,10}", fullmatch=True)] * 2).map(
+        lambda t: f'"{t[0]}" "{t[1]}"'),
+    "RP": st.tuples(TARGET, TARGET).map(" ".join),
+}
+STRUCTURED["SMIMEA"] = STRUCTURED["TLSA"]
+STRUCTURED["SVCB"] = STRUCTURED["HTTPS"]
+# Types a label may hold besides A, AAAA, TXT, MX, SRV, CAA and PTR.
+MORE_TYPES = [*STRUCTURED.keys() - {"DS"}, "SPF", "TYPE65280", "TYPE49"]
+
+
 @st.composite
 def rdata_values(draw: Any, rtype: str) -> list[Any]:
     strategy: Any = {
         "A": IPV4,
         "AAAA": IPV6,
-        "TXT": TEXT,
+        "TXT": TEXT | STRINGS,
+        "SPF": TEXT,
+        "TYPE65280": st.binary(max_size=30).map(_generic),
+        "TYPE49": st.binary(min_size=1, max_size=30).map(_generic),
         "PTR": TARGET,
+        **STRUCTURED,
         "MX": st.fixed_dictionaries({"preference": st.integers(0, 65535), "exchange": TARGET}),
         "SRV": st.fixed_dictionaries({"priority": st.integers(0, 65535),
                                       "weight": st.integers(0, 65535),
@@ -62,8 +139,8 @@ def _identity(rtype: str) -> Any:
 
     if rtype in ("A", "AAAA"):
         return lambda v: ipaddress.ip_address(v)
-    if rtype == "TXT":
-        return lambda v: v
+    if rtype in ("TXT", "SPF"):
+        return lambda v: json.dumps(v)
     return lambda v: json.dumps(v, sort_keys=True).lower()
 
 
@@ -159,6 +236,8 @@ def zone_document(draw: Any, origin: str) -> dict[str, Any]:
     doc["soa"] = {"primary": draw(TARGET), "email": f"hostmaster@{origin.rstrip('.')}",
                   "refresh": draw(TTL), "retry": draw(TTL), "expire": draw(TTL),
                   "negative_ttl": draw(TTL)}
+    if draw(st.booleans()):
+        doc["soa"]["serial"] = draw(st.integers(1, 2**32 - 1))
     doc["nameservers"] = draw(st.lists(TARGET, min_size=1, max_size=3, unique=True))
     region_names = draw(st.lists(st.from_regex(r"[a-z]{2}-[a-z]{2,6}-[1-3]", fullmatch=True),
                                  max_size=3, unique=True))
@@ -183,8 +262,8 @@ def zone_document(draw: Any, origin: str) -> dict[str, Any]:
             continue
         entries = []
         for rtype in draw(st.lists(st.sampled_from(["A", "AAAA", "TXT", "MX", "SRV", "CAA",
-                                                    "PTR"]), min_size=1, max_size=3,
-                                   unique=True)):
+                                                    "PTR", *MORE_TYPES]),
+                                   min_size=1, max_size=3, unique=True)):
             entry = {"type": draw(st.sampled_from([rtype, rtype.lower()]))}
             if draw(st.booleans()):
                 entry["ttl"] = draw(TTL)
@@ -198,10 +277,16 @@ def zone_document(draw: Any, origin: str) -> dict[str, Any]:
                 addressed.append(label)
             entries.append(entry)
         records[label] = entries if len(entries) > 1 or draw(st.booleans()) else entries[0]
+    if draw(st.booleans()):  # a delegation with its DS records
+        records["zz-deleg"] = [{"type": "NS", "values": draw(st.lists(TARGET, min_size=1,
+                                                                       max_size=2, unique=True))},
+                               {"type": "DS", **one_or_many(draw, draw(rdata_values("DS")))}]
     apex: list[dict[str, Any]] = []
     if addressed and draw(st.booleans()):
         apex.append({"type": "ALIAS", "value": f"{draw(st.sampled_from(addressed)).lower()}."
                                                f"{origin}"})
+    elif draw(st.booleans()):  # a target outside every hosted zone (a CDN's name)
+        apex.append({"type": "ALIAS", "value": draw(TARGET)})
     if draw(st.booleans()):
         apex.append({"type": "TXT", **one_or_many(draw, draw(rdata_values("TXT")))})
     if apex:

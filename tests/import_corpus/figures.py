@@ -1,0 +1,23 @@
+"""Print the import corpus figures: `.venv/bin/python -m tests.import_corpus.figures`."""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+from tests.import_corpus.corpus import figures, import_all
+from tests.import_corpus.serve import answer_check
+
+
+def main() -> None:
+    results = import_all()
+    with tempfile.TemporaryDirectory(prefix="geostream-corpus-") as folder:
+        answers = answer_check(results, pathlib.Path(folder))
+    for line in figures(results, answers):
+        print(line)
+    for wrong in answers.wrong:
+        print(f"  not as in the source: {wrong}")
+
+
+if __name__ == "__main__":
+    main()
