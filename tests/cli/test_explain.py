@@ -1,44 +1,28 @@
 """`geostream-dns explain` (CLI, text and JSON) and `GET /v1/explain` on a running server.
 
-The GeoIP database is the deterministic one of tests/core (mmdb-writer), never
-the bundled GeoLite2 file.
+The GeoIP database is the deterministic test one (tests/support/geoip.py),
+never the bundled GeoLite2 file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests.core.conftest import CITY, write_mmdb
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin" / "geostream-dns"
+from tests.support.harness import SAMPLE_ZONES, ServerProcess, run_cli, running
 
 
-@pytest.fixture(scope="module")
-def mmdb(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return write_mmdb(tmp_path_factory.mktemp("geoip") / "city.mmdb", CITY)
+def explain(city_mmdb: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("explain", *args, "--zones", SAMPLE_ZONES, "--geoip", city_mmdb)
 
 
-def explain(mmdb: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN), "explain", *args, "--zones", str(ROOT / "zones"), "--geoip", str(mmdb)],
-        capture_output=True, text=True, timeout=60, check=False)
-
-
-def test_text_for_a_geo_match(mmdb: pathlib.Path) -> None:
-    out = explain(mmdb, "www.example.com", "A", "--client", "198.51.100.1")
+def test_text_for_a_geo_match(city_mmdb: pathlib.Path) -> None:
+    out = explain(city_mmdb, "www.example.com", "A", "--client", "198.51.100.1")
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "location: EU-DE-HE at 50.10, 8.70, GeoIP network /25" in text
@@ -49,8 +33,8 @@ def test_text_for_a_geo_match(mmdb: pathlib.Path) -> None:
     assert "ECS scope" not in text  # no ECS asked
 
 
-def test_text_for_nearest_shows_distances_and_bias(mmdb: pathlib.Path) -> None:
-    text = explain(mmdb, "www.example.com", "A", "--client", "203.0.113.7").stdout
+def test_text_for_nearest_shows_distances_and_bias(city_mmdb: pathlib.Path) -> None:
+    text = explain(city_mmdb, "www.example.com", "A", "--client", "203.0.113.7").stdout
     assert "rule 0 (line 80) geos ['EU-DE', 'EU-FR']: no match: client is ['AS', 'AS-SG']" in text
     assert "rule 1 (line 82) subnets" in text and "no match" in text
     assert "rule 2 (line 84) nearest ['us-east-1', 'eu-central-1', 'ap-southeast-1']: match" in text
@@ -62,8 +46,8 @@ def test_text_for_nearest_shows_distances_and_bias(mmdb: pathlib.Path) -> None:
     assert "=> pool ap-southeast-1 (multivalue): 203.0.113.10, 203.0.113.11" in text
 
 
-def test_json_for_an_ecs_query_through_a_cname(mmdb: pathlib.Path) -> None:
-    out = explain(mmdb, "api.example.com", "A", "--client", "192.0.2.1",
+def test_json_for_an_ecs_query_through_a_cname(city_mmdb: pathlib.Path) -> None:
+    out = explain(city_mmdb, "api.example.com", "A", "--client", "192.0.2.1",
                   "--ecs", "198.51.100.128/25", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -77,8 +61,8 @@ def test_json_for_an_ecs_query_through_a_cname(mmdb: pathlib.Path) -> None:
     assert result["ecs_scope"] == 25
 
 
-def test_unknown_client_never_matches_geos(mmdb: pathlib.Path) -> None:
-    result = json.loads(explain(mmdb, "www.example.com", "A", "--client", "10.1.2.3",
+def test_unknown_client_never_matches_geos(city_mmdb: pathlib.Path) -> None:
+    result = json.loads(explain(city_mmdb, "www.example.com", "A", "--client", "10.1.2.3",
                                 "--json").stdout)
     assert result["location"]["known"] is False
     steps = result["routing"][0]["steps"]
@@ -87,83 +71,50 @@ def test_unknown_client_never_matches_geos(mmdb: pathlib.Path) -> None:
     assert result["routing"][0]["pool"] == "us-east-1"
 
 
-def test_static_and_refused_names(mmdb: pathlib.Path) -> None:
-    static = json.loads(explain(mmdb, "static.example.com", "A", "--client", "192.0.2.1",
+def test_static_and_refused_names(city_mmdb: pathlib.Path) -> None:
+    static = json.loads(explain(city_mmdb, "static.example.com", "A", "--client", "192.0.2.1",
                                 "--json").stdout)
     assert static["routing"] == [] and len(static["answer"]) == 2
-    refused = explain(mmdb, "www.example.net", "A", "--client", "192.0.2.1")
+    refused = explain(city_mmdb, "www.example.net", "A", "--client", "192.0.2.1")
     assert "not in any hosted zone: REFUSED" in refused.stdout
-    nx = json.loads(explain(mmdb, "nope.example.com", "A", "--client", "192.0.2.1",
+    nx = json.loads(explain(city_mmdb, "nope.example.com", "A", "--client", "192.0.2.1",
                             "--json").stdout)
     assert nx["rcode"] == "NXDOMAIN" and nx["authority"][0]["type"] == "SOA"
 
 
-def test_bad_input_is_a_clear_error(mmdb: pathlib.Path) -> None:
-    out = explain(mmdb, "www.example.com", "A", "--client", "not-an-ip")
+def test_bad_input_is_a_clear_error(city_mmdb: pathlib.Path) -> None:
+    out = explain(city_mmdb, "www.example.com", "A", "--client", "not-an-ip")
     assert out.returncode == 2
     assert "client 'not-an-ip' is not an IP address" in out.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(mmdb: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    http = free_port()
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--zones", str(ROOT / "zones"), "--geoip", str(mmdb),
-         "--listen", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{http}", "--no-probe",
-         "--state-dir", str(tmp_path_factory.mktemp("state"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
-    base = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 15
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not become ready: {proc.stderr.read()!r}")  # type: ignore[union-attr]
-            time.sleep(0.05)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+def server(city_mmdb: pathlib.Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with running(tmp_path_factory.mktemp("explain"), zones=SAMPLE_ZONES, geoip=city_mmdb,
+                 args=["--no-probe"]) as srv:
+        yield srv
 
 
-def get(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def test_http_explain_matches_the_cli(server: str, mmdb: pathlib.Path) -> None:
-    status, body = get(server + "/v1/explain?name=www.example.com&type=A&client=198.51.100.1")
+def test_http_explain_matches_the_cli(server: ServerProcess, city_mmdb: pathlib.Path) -> None:
+    status, body = server.http_json("/v1/explain?name=www.example.com&type=A&client=198.51.100.1")
     assert status == 200
-    cli = json.loads(explain(mmdb, "www.example.com", "A", "--client", "198.51.100.1",
+    cli = json.loads(explain(city_mmdb, "www.example.com", "A", "--client", "198.51.100.1",
                              "--json").stdout)
     for key in ("query", "location", "zone", "rcode", "answer", "routing"):
         assert body[key] == cli[key], key
 
 
-def test_http_explain_with_ecs_and_errors(server: str) -> None:
-    status, body = get(server + "/v1/explain?name=www.example.com&type=A&client=192.0.2.1"
-                       "&ecs=2001:db8:2::/48")
+def test_http_explain_with_ecs_and_errors(server: ServerProcess) -> None:
+    status, body = server.http_json("/v1/explain?name=www.example.com&type=A&client=192.0.2.1"
+                                    "&ecs=2001:db8:2::/48")
     # The subnets rule 2001:db8::/32 picks the pool, but the geos rule before it
     # was tried on the GeoIP /48 (2001:db8:1::/48 is in Germany): scope /48.
     assert status == 200 and body["ecs_scope"] == 48
     assert body["routing"][0]["pool"] == "us-east-1"
-    status, body = get(server + "/v1/explain?name=www.example.com&type=A")
+    status, body = server.http_json("/v1/explain?name=www.example.com&type=A")
     assert status == 400 and body["error"] == "missing query parameter 'client'"
-    status, body = get(server + "/v1/explain?name=www.example.com&type=A&client=x")
+    status, body = server.http_json("/v1/explain?name=www.example.com&type=A&client=x")
     assert status == 400 and "not an IP address" in str(body["error"])
 
 
@@ -171,10 +122,10 @@ if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
 
 
-def test_an_ipv4_mapped_client_is_located_as_ipv4(mmdb: pathlib.Path) -> None:
-    mapped = json.loads(explain(mmdb, "www.example.com", "A", "--client",
+def test_an_ipv4_mapped_client_is_located_as_ipv4(city_mmdb: pathlib.Path) -> None:
+    mapped = json.loads(explain(city_mmdb, "www.example.com", "A", "--client",
                                 "::ffff:198.51.100.1", "--json").stdout)
-    plain = json.loads(explain(mmdb, "www.example.com", "A", "--client", "198.51.100.1",
+    plain = json.loads(explain(city_mmdb, "www.example.com", "A", "--client", "198.51.100.1",
                                "--json").stdout)
     assert mapped["location"] == plain["location"]
     assert mapped["location"]["network_prefix"] == 25

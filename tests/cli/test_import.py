@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
 
 import yaml
 
 from geostream_dns.config.importers import import_bind, import_octodns, import_route53
 from geostream_dns.config.loader import load_zone_data
 from geostream_dns.core.model import RecordSet
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin" / "geostream-dns"
+from tests.support.harness import run_cli
 
 BIND = """\
 $TTL 3600
@@ -135,7 +132,7 @@ def test_bind(tmp_path: pathlib.Path) -> None:
 
 def test_bind_without_origin_needs_the_zone(tmp_path: pathlib.Path) -> None:
     source = write(tmp_path, "db.example", BIND.replace("$INCLUDE lab.inc lab\n", ""))
-    done = run("import", "bind", str(source))
+    done = run_cli("import", "bind", str(source))
     assert done.returncode == 1
     assert done.stderr == (f"geostream-dns import: {source}: the file has no $ORIGIN line: "
                            "give the zone's name with --zone NAME\n")
@@ -172,12 +169,12 @@ def test_octodns(tmp_path: pathlib.Path) -> None:
 
 def test_octodns_without_apex_ns(tmp_path: pathlib.Path) -> None:
     source = write(tmp_path, "example.net.yaml", OCTODNS)
-    done = run("import", "octodns", str(source))
+    done = run_cli("import", "octodns", str(source))
     assert done.returncode == 1
     assert done.stderr == (f"geostream-dns import: {source}: the source has no apex NS records: "
                            "give the zone's name servers with --nameservers NAME[,NAME...]\n")
-    ok = run("import", "octodns", str(source), "--nameservers", "ns1.example.net.",
-             "--nameservers", "ns2.example.net,ns3.example.net")
+    ok = run_cli("import", "octodns", str(source), "--nameservers", "ns1.example.net.",
+                 "--nameservers", "ns2.example.net,ns3.example.net")
     assert ok.returncode == 0, ok.stderr
     text = ok.stdout
     assert yaml.safe_load(text)["nameservers"] == [
@@ -219,20 +216,20 @@ def test_cli_writes_a_file_that_check_accepts(tmp_path: pathlib.Path) -> None:
     write(tmp_path, "lab.inc", "@ A 198.51.100.1\n")
     source = write(tmp_path, "example.net.zone", BIND)
     out = tmp_path / "zones"
-    done = run("import", "bind", str(source), "--zone", "example.net", "--out", str(out))
+    done = run_cli("import", "bind", str(source), "--zone", "example.net", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[0] == \
         f"warning: {source}:11: A6 record skipped: obsolete type"
     written = out / "example.net.yaml"
     assert yaml.safe_load(written.read_text())["zone"] == "example.net."
-    check = run("check", str(out))
+    check = run_cli("check", str(out))
     assert check.returncode == 0, check.stdout
-    again = run("import", "bind", str(source), "--zone", "example.net", "--out", str(out))
+    again = run_cli("import", "bind", str(source), "--zone", "example.net", "--out", str(out))
     assert again.returncode == 1
     assert again.stderr.endswith(f"geostream-dns import: {written} exists; give --force to "
                                  "replace it\n")
-    forced = run("import", "bind", str(source), "--zone", "example.net", "--out", str(out),
-                 "--force")
+    forced = run_cli("import", "bind", str(source), "--zone", "example.net", "--out", str(out),
+                     "--force")
     assert forced.returncode == 0, forced.stderr
 
 
@@ -240,8 +237,8 @@ def test_cli_strict_turns_warnings_into_errors(tmp_path: pathlib.Path) -> None:
     write(tmp_path, "lab.inc", "@ A 198.51.100.1\n")
     source = write(tmp_path, "example.net.zone", BIND)
     out = tmp_path / "zones"
-    done = run("import", "bind", str(source), "--zone", "example.net", "--out", str(out),
-               "--strict")
+    done = run_cli("import", "bind", str(source), "--zone", "example.net", "--out", str(out),
+                   "--strict")
     assert done.returncode == 1
     assert done.stderr == (f"error: {source}:11: A6 record skipped: obsolete type\n"
                            f"geostream-dns import: {source}: 1 warnings and --strict; nothing "
@@ -258,7 +255,7 @@ def test_cli_zone_warnings_name_the_source_line(tmp_path: pathlib.Path) -> None:
          "ResourceRecords": [{"Value": '"beside the cut"'}]},
     ]}, indent=1)
     source = write(tmp_path, "example.net.json", text)
-    done = run("import", "route53", str(source))
+    done = run_cli("import", "route53", str(source))
     assert done.returncode == 0, done.stderr
     ns, txt = [i for i, t in enumerate(text.splitlines()) if '"dev.example.net"' in t]
     assert done.stderr.splitlines() == [  # each record set starts on the line before its name
@@ -271,14 +268,10 @@ def test_cli_zone_warnings_name_the_source_line(tmp_path: pathlib.Path) -> None:
 
 def test_cli_errors_are_one_line(tmp_path: pathlib.Path) -> None:
     bad = write(tmp_path, "bad.json", "{}")
-    done = run("import", "route53", str(bad))
+    done = run_cli("import", "route53", str(bad))
     assert done.returncode == 1
     assert done.stderr == (f"geostream-dns import: {bad}: not list-resource-record-sets JSON: "
                            "no ResourceRecordSets list\n")
-    octo = run("import", "octodns", str(bad))
+    octo = run_cli("import", "octodns", str(bad))
     assert octo.returncode == 1 and "give --zone NAME" in octo.stderr
 
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=60,
-                          check=False)

@@ -1,66 +1,25 @@
-"""Fixtures for the core tests: a tiny, deterministic GeoIP City database.
+"""Fixtures for the core tests: lookups in the deterministic GeoIP City database.
 
-The database is written with mmdb-writer once per session and read through the
-production adapter (`adapters.geoip.open_reader` + `raw_lookup`), so the tests
-see exactly the prefix lengths a real MaxMind reader reports.
+The database (tests/support/geoip.py, written once per session) is read
+through the production adapter (`adapters.geoip.open_reader` + `raw_lookup`),
+so the tests see exactly the prefix lengths a real MaxMind reader reports.
 """
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pytest
-from mmdb_writer import MmdbF64, MMDBWriter
-from netaddr import IPSet
 
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.core.geo import GeoLocator, RawLookup
 
-# network -> (continent, country, subdivision, lat, lon); None: not in the record
-Place = tuple[str, str, str | None, float | None, float | None]
-
-CITY: dict[str, Place] = {
-    "192.0.2.0/24": ("NA", "US", "VA", 38.9, -77.4),  # Virginia
-    "198.51.100.0/25": ("EU", "DE", "HE", 50.1, 8.7),  # Frankfurt (a /25: split below /24)
-    "198.51.100.128/25": ("EU", "FR", "IDF", 48.86, 2.35),  # Paris
-    "203.0.113.0/24": ("AS", "SG", None, 1.35, 103.8),  # Singapore
-    "198.18.0.0/15": ("OC", "AU", "NSW", -33.87, 151.21),  # Sydney
-    "2001:db8:1::/48": ("EU", "DE", "BY", 48.14, 11.58),  # Munich
-    "2001:db8:2::/48": ("NA", "US", "NY", 40.71, -74.0),  # New York
-    "2001:db8:3::/48": ("AS", "JP", "13", 35.68, 139.69),  # Tokyo
-    "2001:db8:4::/49": ("EU", "DE", "HE", 50.1, 8.7),  # a /49 split below the /48 key
-    "2001:db8:4:8000::/49": ("EU", "FR", "IDF", 48.86, 2.35),
-}
-
-
-def city_record(place: Place) -> dict[str, object]:
-    continent, country, subdivision, lat, lon = place
-    record: dict[str, object] = {
-        "continent": {"code": continent},
-        "country": {"iso_code": country},
-    }
-    if subdivision is not None:
-        record["subdivisions"] = [{"iso_code": subdivision}]
-    if lat is not None and lon is not None:
-        record["location"] = {"latitude": MmdbF64(lat), "longitude": MmdbF64(lon)}
-    return record
-
-
-def write_mmdb(path: pathlib.Path, networks: Mapping[str, Place]) -> pathlib.Path:
-    """A City-like database holding `networks` (IPv4 and IPv6 in one tree)."""
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-City")
-    for network, place in networks.items():
-        writer.insert_network(IPSet([network]), city_record(place))
-    writer.to_db_file(str(path))
-    return path
-
 
 @pytest.fixture(scope="session")
-def city_raw(tmp_path_factory: pytest.TempPathFactory) -> RawLookup:
+def city_raw(city_mmdb: pathlib.Path) -> RawLookup:
     """The raw (un-memoized) lookup of the test City database."""
-    path = write_mmdb(tmp_path_factory.mktemp("geoip") / "city.mmdb", CITY)
-    return raw_lookup(open_reader(path))
+    return raw_lookup(open_reader(city_mmdb))
 
 
 @pytest.fixture

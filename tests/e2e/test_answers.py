@@ -10,7 +10,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.e2e.conftest import Server, rdata_texts, tcp_exchange, udp, udp_exchange
+from tests.e2e.conftest import rdata_texts, tcp_exchange, udp, udp_exchange
+from tests.support.harness import ServerProcess
 
 NOERROR, NXDOMAIN, REFUSED = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.REFUSED
 WWW_VALUES = {"192.0.2.10", "192.0.2.11", "198.51.100.10", "198.51.100.11",
@@ -37,7 +38,7 @@ def assert_negative(reply: dns.message.Message, rcode: int, zone: str) -> None:
 # -- flags ------------------------------------------------------------------------
 
 
-def test_authoritative_answer_sets_aa_and_not_ra(server: Server) -> None:
+def test_authoritative_answer_sets_aa_and_not_ra(server: ServerProcess) -> None:
     reply = udp(server, "static.example.com", "A")
     assert reply.rcode() == NOERROR
     assert reply.flags & dns.flags.AA
@@ -47,7 +48,7 @@ def test_authoritative_answer_sets_aa_and_not_ra(server: Server) -> None:
 
 
 @pytest.mark.parametrize("rd", [True, False])
-def test_rd_is_copied_from_the_query(server: Server, rd: bool) -> None:
+def test_rd_is_copied_from_the_query(server: ServerProcess, rd: bool) -> None:
     query = dns.message.make_query("static.example.com", "A")
     if not rd:
         query.flags &= ~dns.flags.RD
@@ -56,7 +57,7 @@ def test_rd_is_copied_from_the_query(server: Server, rd: bool) -> None:
     assert not reply.flags & dns.flags.RA
 
 
-def test_positive_soa_has_the_zone_ttl(server: Server) -> None:
+def test_positive_soa_has_the_zone_ttl(server: ServerProcess) -> None:
     reply = udp(server, "example.org", "SOA")
     assert reply.flags & dns.flags.AA
     assert reply.answer[0].ttl == 3600
@@ -65,7 +66,7 @@ def test_positive_soa_has_the_zone_ttl(server: Server) -> None:
 
 @pytest.mark.parametrize("name", ["static.example.com", "www.example.com", "nosuch.example.com",
                                   "foo.static.example.com"])
-def test_cd_is_copied_from_the_query(server: Server, name: str) -> None:
+def test_cd_is_copied_from_the_query(server: ServerProcess, name: str) -> None:
     """RFC 4035 §3.1.6: the CD bit is copied into the response, on every code path."""
     for cd in (True, False):
         query = dns.message.make_query(name, "A")
@@ -78,7 +79,7 @@ def test_cd_is_copied_from_the_query(server: Server, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["www.example.net", "example.co", "com", ".",
                                   "example.com.evil.test", "xexample.com"])
-def test_names_outside_hosted_zones_are_refused(server: Server, name: str) -> None:
+def test_names_outside_hosted_zones_are_refused(server: ServerProcess, name: str) -> None:
     reply = udp(server, name, "A")
     assert reply.rcode() == REFUSED
     assert reply.answer == []
@@ -92,7 +93,8 @@ def test_names_outside_hosted_zones_are_refused(server: Server, name: str) -> No
                                             ("a.b.nosuch.example.com", "example.com."),
                                             ("nosuch.example.org", "example.org."),
                                             ("nosuch.e2e.test", "e2e.test.")])
-def test_nxdomain_carries_soa_with_negative_ttl(server: Server, name: str, zone: str) -> None:
+def test_nxdomain_carries_soa_with_negative_ttl(server: ServerProcess,
+                                                name: str, zone: str) -> None:
     assert_negative(udp(server, name, "A"), NXDOMAIN, zone)
 
 
@@ -101,13 +103,13 @@ def test_nxdomain_carries_soa_with_negative_ttl(server: Server, name: str, zone:
                                                       ("example.org", "MX", "example.org."),
                                                       ("example.org", "TXT", "example.org."),
                                                       ("big.e2e.test", "A", "e2e.test.")])
-def test_nodata_carries_soa_with_negative_ttl(server: Server, name: str, rdtype: str,
+def test_nodata_carries_soa_with_negative_ttl(server: ServerProcess, name: str, rdtype: str,
                                               zone: str) -> None:
     assert_negative(udp(server, name, rdtype), NOERROR, zone)
 
 
 @pytest.mark.parametrize("rdtype", ["TYPE65401", "DNSKEY", "RRSIG", "NSEC", "HTTPS", "TYPE97"])
-def test_other_types_at_the_alias_apex_are_nodata(server: Server, rdtype: str) -> None:
+def test_other_types_at_the_alias_apex_are_nodata(server: ServerProcess, rdtype: str) -> None:
     """Includes the private type number the ALIAS is stored under: it never leaks."""
     assert_negative(udp(server, "example.com", rdtype), NOERROR, "example.com.")
 
@@ -116,7 +118,8 @@ def test_other_types_at_the_alias_apex_are_nodata(server: Server, rdtype: str) -
 
 
 @pytest.mark.parametrize("name", ["foo.static.example.com", "a.b.static.example.com"])
-def test_wildcard_synthesizes_with_the_query_name_as_owner(server: Server, name: str) -> None:
+def test_wildcard_synthesizes_with_the_query_name_as_owner(server: ServerProcess,
+                                                           name: str) -> None:
     reply = udp(server, name, "A")
     assert reply.rcode() == NOERROR
     assert reply.flags & dns.flags.AA
@@ -125,17 +128,17 @@ def test_wildcard_synthesizes_with_the_query_name_as_owner(server: Server, name:
     assert rdata_texts(reply, "A") == {"192.0.2.99"}
 
 
-def test_wildcard_nodata_for_another_type(server: Server) -> None:
+def test_wildcard_nodata_for_another_type(server: ServerProcess) -> None:
     assert_negative(udp(server, "foo.static.example.com", "AAAA"), NOERROR, "example.com.")
 
 
-def test_wildcard_owner_queried_literally(server: Server) -> None:
+def test_wildcard_owner_queried_literally(server: ServerProcess) -> None:
     reply = udp(server, "*.static.example.com", "A")
     assert reply.rcode() == NOERROR
     assert rdata_texts(reply, "A") == {"192.0.2.99"}
 
 
-def test_existing_name_is_not_synthesized(server: Server) -> None:
+def test_existing_name_is_not_synthesized(server: ServerProcess) -> None:
     reply = udp(server, "static.example.com", "A")
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
     assert_negative(udp(server, "static.example.com", "MX"), NOERROR, "example.com.")
@@ -143,17 +146,18 @@ def test_existing_name_is_not_synthesized(server: Server) -> None:
 
 @pytest.mark.parametrize("name", ["empty.nonterminal.example.com", "nonterminal.example.com",
                                   "_tcp.example.com"])
-def test_empty_non_terminal_is_nodata_not_nxdomain(server: Server, name: str) -> None:
+def test_empty_non_terminal_is_nodata_not_nxdomain(server: ServerProcess, name: str) -> None:
     assert_negative(udp(server, name, "A"), NOERROR, "example.com.")
 
 
 @pytest.mark.parametrize("name", ["x.empty.nonterminal.example.com", "x.nonterminal.example.com",
                                   "x.deep.empty.nonterminal.example.com"])
-def test_missing_names_below_an_empty_non_terminal_are_nxdomain(server: Server, name: str) -> None:
+def test_missing_names_below_an_empty_non_terminal_are_nxdomain(server: ServerProcess,
+                                                                name: str) -> None:
     assert_negative(udp(server, name, "A"), NXDOMAIN, "example.com.")
 
 
-def test_data_below_an_empty_non_terminal_answers(server: Server) -> None:
+def test_data_below_an_empty_non_terminal_answers(server: ServerProcess) -> None:
     reply = udp(server, "deep.empty.nonterminal.example.com", "TXT")
     assert reply.rcode() == NOERROR
     assert rdata_texts(reply, "TXT") == {
@@ -163,7 +167,7 @@ def test_data_below_an_empty_non_terminal_answers(server: Server) -> None:
 # -- CNAME chains ---------------------------------------------------------------------------
 
 
-def test_cname_chain_to_a_static_name(server: Server) -> None:
+def test_cname_chain_to_a_static_name(server: ServerProcess) -> None:
     reply = udp(server, "docs.example.com", "A")
     assert reply.rcode() == NOERROR
     assert reply.flags & dns.flags.AA
@@ -173,7 +177,7 @@ def test_cname_chain_to_a_static_name(server: Server) -> None:
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
 
 
-def test_cname_chain_to_a_routed_name(server: Server) -> None:
+def test_cname_chain_to_a_routed_name(server: ServerProcess) -> None:
     reply = udp(server, "api.example.com", "A")
     assert reply.rcode() == NOERROR
     assert rdata_texts(reply, "CNAME") == {"www.example.com."}
@@ -185,14 +189,14 @@ def test_cname_chain_to_a_routed_name(server: Server) -> None:
 
 @pytest.mark.parametrize(("rdtype", "address"), [("A", "198.51.100.80"),
                                                  ("AAAA", "2001:db8:1::80")])
-def test_cname_to_the_apex(server: Server, rdtype: str, address: str) -> None:
+def test_cname_to_the_apex(server: ServerProcess, rdtype: str, address: str) -> None:
     reply = udp(server, "www.example.org", rdtype)
     assert reply.rcode() == NOERROR
     assert rdata_texts(reply, "CNAME") == {"example.org."}
     assert rdata_texts(reply, rdtype) == {address}
 
 
-def test_cname_query_returns_only_the_cname(server: Server) -> None:
+def test_cname_query_returns_only_the_cname(server: ServerProcess) -> None:
     reply = udp(server, "docs.example.com", "CNAME")
     assert reply.rcode() == NOERROR
     assert len(reply.answer) == 1
@@ -200,7 +204,7 @@ def test_cname_query_returns_only_the_cname(server: Server) -> None:
     assert rdata_texts(reply, "CNAME") == {"static.example.com."}
 
 
-def test_cname_chain_ending_in_nodata(server: Server) -> None:
+def test_cname_chain_ending_in_nodata(server: ServerProcess) -> None:
     reply = udp(server, "docs.example.com", "TXT")
     assert reply.rcode() == NOERROR
     assert rdata_texts(reply, "CNAME") == {"static.example.com."}
@@ -230,18 +234,19 @@ def assert_referral(reply: dns.message.Message) -> None:
                                               ("shop.example.com", "A"),
                                               ("a.b.shop.example.com", "AAAA"),
                                               ("ns1.shop.example.com", "A")])
-def test_names_at_or_below_a_cut_get_a_referral(server: Server, name: str, rdtype: str) -> None:
+def test_names_at_or_below_a_cut_get_a_referral(server: ServerProcess,
+                                                name: str, rdtype: str) -> None:
     assert_referral(udp(server, name, rdtype))
 
 
-def test_ds_at_the_cut_is_answered_by_the_parent(server: Server) -> None:
+def test_ds_at_the_cut_is_answered_by_the_parent(server: ServerProcess) -> None:
     assert_negative(udp(server, "shop.example.com", "DS"), NOERROR, "example.com.")
 
 
 # -- ALIAS at the apex -----------------------------------------------------------------------
 
 
-def test_alias_apex_answers_a_from_the_target(server: Server) -> None:
+def test_alias_apex_answers_a_from_the_target(server: ServerProcess) -> None:
     reply = udp(server, "example.com", "A")
     assert reply.rcode() == NOERROR
     assert reply.flags & dns.flags.AA
@@ -251,7 +256,7 @@ def test_alias_apex_answers_a_from_the_target(server: Server) -> None:
     assert addresses and addresses <= WWW_VALUES
 
 
-def test_alias_apex_aaaa_is_nodata_when_the_target_has_none(server: Server) -> None:
+def test_alias_apex_aaaa_is_nodata_when_the_target_has_none(server: ServerProcess) -> None:
     assert_negative(udp(server, "example.com", "AAAA"), NOERROR, "example.com.")
 
 
@@ -260,7 +265,7 @@ def test_alias_apex_aaaa_is_nodata_when_the_target_has_none(server: Server) -> N
 
 @pytest.mark.parametrize("name", ["example.com", "static.example.com", "ns2.example.com",
                                   "example.org"])
-def test_any_gets_one_rrset(server: Server, name: str) -> None:
+def test_any_gets_one_rrset(server: ServerProcess, name: str) -> None:
     reply = udp(server, name, "ANY")
     assert reply.rcode() == NOERROR
     assert reply.flags & dns.flags.AA
@@ -268,21 +273,21 @@ def test_any_gets_one_rrset(server: Server, name: str) -> None:
     assert reply.answer[0].name == dns.name.from_text(name)
 
 
-def test_any_over_tcp_is_minimal_too(server: Server) -> None:
+def test_any_over_tcp_is_minimal_too(server: ServerProcess) -> None:
     query = dns.message.make_query("example.com", "ANY")
     reply, _ = tcp_exchange(query, server.host, server.port)
     assert reply.rcode() == NOERROR
     assert len(reply.answer) == 1, reply.answer
 
 
-def test_any_at_a_wildcard_is_synthesized(server: Server) -> None:
+def test_any_at_a_wildcard_is_synthesized(server: ServerProcess) -> None:
     reply = udp(server, "foo.static.example.com", "ANY")
     assert reply.rcode() == NOERROR
     assert [(r.name.to_text(), r.rdtype) for r in reply.answer] == [
         ("foo.static.example.com.", dns.rdatatype.A)]
 
 
-def test_any_for_a_missing_name_is_nxdomain(server: Server) -> None:
+def test_any_for_a_missing_name_is_nxdomain(server: ServerProcess) -> None:
     assert_negative(udp(server, "nosuch.example.com", "ANY"), NXDOMAIN, "example.com.")
 
 
@@ -298,7 +303,7 @@ def test_any_for_a_missing_name_is_nxdomain(server: Server) -> None:
     ("wWw.ShOp.ExAmPlE.cOm", "A", NOERROR, False),      # referral
     ("WwW.eXaMpLe.NeT", "A", REFUSED, False),           # not ours
 ])
-def test_question_case_is_echoed_exactly(server: Server, name: str, rdtype: str, rcode: int,
+def test_question_case_is_echoed_exactly(server: ServerProcess, name: str, rdtype: str, rcode: int,
                                          answers: bool) -> None:
     query = dns.message.make_query(name, rdtype)
     sent = query.to_wire()

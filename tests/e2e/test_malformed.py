@@ -15,7 +15,6 @@ import dns.update
 import pytest
 
 from tests.e2e.conftest import (
-    Server,
     check_reply,
     frame,
     rcode_of,
@@ -26,6 +25,7 @@ from tests.e2e.conftest import (
     udp_raw,
     udp_silent,
 )
+from tests.support.harness import ServerProcess
 
 FORMERR, NOTIMP, REFUSED = dns.rcode.FORMERR, dns.rcode.NOTIMP, dns.rcode.REFUSED
 QUESTION = b"\x06static\x07example\x03com\x00" + struct.pack("!HH", 1, 1)
@@ -36,14 +36,14 @@ def header(msg_id: int = 0x4242, flags: int = 0x0100, qd: int = 1, an: int = 0, 
     return struct.pack("!HHHHHH", msg_id, flags, qd, an, ns, ar)
 
 
-def assert_still_serving(srv: Server) -> None:
+def assert_still_serving(srv: ServerProcess) -> None:
     assert srv.alive(), "the server process died"
     query = dns.message.make_query("static.example.com", "A")
     reply, _ = udp_exchange(query, srv.host, srv.port)
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
 
 
-def raw_reply(srv: Server, data: bytes) -> bytes:
+def raw_reply(srv: ServerProcess, data: bytes) -> bytes:
     wire = udp_raw(data, srv.host, srv.port)
     assert wire[:2] == data[:2], "reply ID differs"
     assert wire[2] & 0x80, "QR not set in the reply"
@@ -56,7 +56,7 @@ def raw_reply(srv: Server, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("opcode", [dns.opcode.NOTIFY, dns.opcode.STATUS, dns.opcode.IQUERY, 3,
                                     15])
-def test_opcodes_other_than_query_get_notimp(server: Server, opcode: int) -> None:
+def test_opcodes_other_than_query_get_notimp(server: ServerProcess, opcode: int) -> None:
     query = dns.message.make_query("example.com", "SOA")
     query.set_opcode(dns.opcode.Opcode(opcode))
     wire = raw_reply(server, query.to_wire())
@@ -65,7 +65,7 @@ def test_opcodes_other_than_query_get_notimp(server: Server, opcode: int) -> Non
     assert_still_serving(server)
 
 
-def test_update_gets_notimp(server: Server) -> None:
+def test_update_gets_notimp(server: ServerProcess) -> None:
     update = dns.update.UpdateMessage("example.com")
     update.add("evil", 300, "A", "192.0.2.66")
     wire = raw_reply(server, update.to_wire())
@@ -99,7 +99,7 @@ def test_update_gets_notimp(server: Server) -> None:
     ("ECS with a bad family", header(ar=1) + QUESTION
      + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x08\x00\x08\x00\x04\x00\x07\x00\x00"),
 ])
-def test_unparseable_with_readable_header_gets_formerr(server: Server, label: str,
+def test_unparseable_with_readable_header_gets_formerr(server: ServerProcess, label: str,
                                                        packet: bytes) -> None:
     wire = raw_reply(server, packet)
     assert rcode_of(wire) == FORMERR, label
@@ -109,12 +109,12 @@ def test_unparseable_with_readable_header_gets_formerr(server: Server, label: st
 
 @pytest.mark.parametrize("packet", [b"", b"\x12", b"\x12\x34\x01\x00",
                                     header()[:11], b"\xff" * 11])
-def test_shorter_than_a_header_is_dropped(server: Server, packet: bytes) -> None:
+def test_shorter_than_a_header_is_dropped(server: ServerProcess, packet: bytes) -> None:
     assert udp_silent(packet, server.host, server.port)
     assert_still_serving(server)
 
 
-def test_qr_set_is_dropped(server: Server) -> None:
+def test_qr_set_is_dropped(server: ServerProcess) -> None:
     query = dns.message.make_query("static.example.com", "A")
     reply, wire = udp_exchange(query, server.host, server.port)
     assert reply.answer
@@ -130,7 +130,7 @@ def test_qr_set_is_dropped(server: Server) -> None:
 
 
 @pytest.mark.parametrize("name", ["version.bind", "id.server", "hostname.bind"])
-def test_chaos_queries_refused_or_answered(server: Server, name: str) -> None:
+def test_chaos_queries_refused_or_answered(server: ServerProcess, name: str) -> None:
     query = dns.message.make_query(name, "TXT", rdclass=dns.rdataclass.CH)
     reply, _ = udp_exchange(query, server.host, server.port)
     assert reply.rcode() in (dns.rcode.NOERROR, REFUSED, dns.rcode.NXDOMAIN)
@@ -141,7 +141,7 @@ def test_chaos_queries_refused_or_answered(server: Server, name: str) -> None:
 
 @pytest.mark.parametrize("rdclass", [dns.rdataclass.ANY, dns.rdataclass.NONE,
                                      dns.rdataclass.HS, 42])
-def test_other_classes_get_a_sane_reply(server: Server, rdclass: int) -> None:
+def test_other_classes_get_a_sane_reply(server: ServerProcess, rdclass: int) -> None:
     qclass = dns.rdataclass.RdataClass.make(rdclass)
     query = dns.message.make_query("static.example.com", "A", rdclass=qclass)
     reply, _ = udp_exchange(query, server.host, server.port)
@@ -153,7 +153,7 @@ def test_other_classes_get_a_sane_reply(server: Server, rdclass: int) -> None:
     assert_still_serving(server)
 
 
-def test_axfr_over_udp_is_refused(server: Server) -> None:
+def test_axfr_over_udp_is_refused(server: ServerProcess) -> None:
     query = dns.message.make_query("example.com", "AXFR")
     reply, _ = udp_exchange(query, server.host, server.port)
     assert reply.rcode() in (REFUSED, NOTIMP, FORMERR)
@@ -163,7 +163,7 @@ def test_axfr_over_udp_is_refused(server: Server) -> None:
 # -- TCP ----------------------------------------------------------------------------------
 
 
-def test_formerr_over_tcp_keeps_the_connection(server: Server) -> None:
+def test_formerr_over_tcp_keeps_the_connection(server: ServerProcess) -> None:
     garbage = header(msg_id=0x0BAD) + b"\xff\xfe"
     query = dns.message.make_query("mail.example.com", "A")
     with tcp_connect(server.host, server.port) as sock:
@@ -174,7 +174,7 @@ def test_formerr_over_tcp_keeps_the_connection(server: Server) -> None:
     assert rdata_texts(reply, "A") == {"192.0.2.25"}
 
 
-def test_short_message_over_tcp_closes_only_that_connection(server: Server) -> None:
+def test_short_message_over_tcp_closes_only_that_connection(server: ServerProcess) -> None:
     with tcp_connect(server.host, server.port) as sock:
         sock.sendall(frame(b"\x01\x02\x03"))
         sock.settimeout(2.0)
@@ -189,7 +189,7 @@ def test_short_message_over_tcp_closes_only_that_connection(server: Server) -> N
 # -- fuzz ---------------------------------------------------------------------------------
 
 
-def test_random_and_mutated_packets_never_stop_the_server(server: Server) -> None:
+def test_random_and_mutated_packets_never_stop_the_server(server: ServerProcess) -> None:
     rng = random.Random(20240607)
     base = dns.message.make_query("www.example.com", "A", use_edns=0).to_wire()
     packets = [rng.randbytes(rng.randrange(0, 80)) for _ in range(150)]

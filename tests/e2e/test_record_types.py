@@ -18,7 +18,7 @@ import pytest
 
 from tests.config.helpers import records
 from tests.config.test_record_types import EVERY_TYPE, PRESENTATION
-from tests.e2e.conftest import Server, finish, launch
+from tests.support.harness import ServerProcess, running
 
 CUT_ZONE = """\
 zone: cut.example.
@@ -37,22 +37,19 @@ records:
 
 
 @pytest.fixture(scope="module")
-def typed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def typed(tmp_path_factory: pytest.TempPathFactory,
+          city_mmdb: pathlib.Path) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("types")
     zones = base / "zones"
     zones.mkdir()
     (zones / "example.com.yaml").write_text(records(EVERY_TYPE))
     (zones / "cut.example.yaml").write_text(CUT_ZONE)
-    server = launch(base, zones_dir=zones, http=False, extra=["--no-probe"])
-    yield server
-    finish(server)
+    with running(base, zones=zones, geoip=city_mmdb, http=False, args=["--no-probe"]) as srv:
+        yield srv
 
 
-def ask(server: Server, name: str, rtype: str, tcp: bool = False) -> dns.message.Message:
-    query = dns.message.make_query(name, rtype, use_edns=True, payload=1232)
-    if tcp:
-        return dns.query.tcp(query, server.host, port=server.port, timeout=3)
-    return dns.query.udp(query, server.host, port=server.port, timeout=3)
+def ask(server: ServerProcess, name: str, rtype: str, tcp: bool = False) -> dns.message.Message:
+    return server.query(name, rtype, tcp=tcp, timeout=3, use_edns=True, payload=1232)
 
 
 def texts(reply: dns.message.Message, rtype: str) -> list[str]:
@@ -61,7 +58,7 @@ def texts(reply: dns.message.Message, rtype: str) -> list[str]:
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
-def test_every_type_is_answered(typed: Server, tcp: bool) -> None:
+def test_every_type_is_answered(typed: ServerProcess, tcp: bool) -> None:
     for (name, rtype), data in PRESENTATION.items():
         if name.startswith("sub.") and rtype != "DS":
             continue  # the delegation's NS: a referral
@@ -71,7 +68,7 @@ def test_every_type_is_answered(typed: Server, tcp: bool) -> None:
         assert {rrset.ttl for rrset in reply.answer} == {300}
 
 
-def test_dig_reads_the_new_types(typed: Server, tmp_path: pathlib.Path) -> None:
+def test_dig_reads_the_new_types(typed: ServerProcess, tmp_path: pathlib.Path) -> None:
     dig = shutil.which("dig")
     assert dig, "dig is not installed (make tools)"
 
@@ -88,7 +85,7 @@ def test_dig_reads_the_new_types(typed: Server, tmp_path: pathlib.Path) -> None:
     assert short("sip.example.com", "NAPTR") == ['100 10 "S" "SIP+D2U" "" _sip._udp.example.com.']
 
 
-def test_data_below_a_delegation_gets_the_referral(typed: Server) -> None:
+def test_data_below_a_delegation_gets_the_referral(typed: ServerProcess) -> None:
     for name, rtype in (("shop.cut.example.", "TXT"), ("www.shop.cut.example.", "A")):
         reply = ask(typed, name, rtype)
         assert reply.rcode() == dns.rcode.NOERROR and not reply.flags & dns.flags.AA
@@ -98,7 +95,7 @@ def test_data_below_a_delegation_gets_the_referral(typed: Server) -> None:
     assert texts(ask(typed, "www.cut.example.", "A"), "A") == ["192.0.2.10"]
 
 
-def test_alias_outside_every_zone_is_served_without_data(typed: Server) -> None:
+def test_alias_outside_every_zone_is_served_without_data(typed: ServerProcess) -> None:
     reply = ask(typed, "cut.example.", "A")
     assert reply.rcode() == dns.rcode.NOERROR and reply.answer == []  # no data yet
     assert texts(ask(typed, "cut.example.", "SOA"), "SOA")[0].endswith(

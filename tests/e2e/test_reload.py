@@ -4,29 +4,19 @@ queries keep flowing, all correct, while zones are swapped."""
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
 import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.message
 import dns.rcode
 import pytest
 
-from tests.e2e.conftest import (
-    Server,
-    finish,
-    launch,
-    prepare_zones,
-    rdata_texts,
-    tcp_exchange,
-    udp_exchange,
-)
+from tests.e2e.conftest import prepare_zones, rdata_texts, tcp_exchange, udp_exchange
+from tests.support.harness import ServerProcess, StartServer
 
 # The target is 1 s (measured ~0.26 s: the 0.25 s folder poll); the test allows more
 # so that a loaded CI machine is not flaky.
@@ -48,13 +38,13 @@ def with_records(original: str, *lines: str) -> str:
     return original.rstrip("\n") + "\n" + "".join(f"  {line}\n" for line in lines)
 
 
-def answer(srv: Server, name: str, rdtype: str = "A") -> tuple[int, set[str]]:
+def answer(srv: ServerProcess, name: str, rdtype: str = "A") -> tuple[int, set[str]]:
     query = dns.message.make_query(name, rdtype)
     reply, _ = udp_exchange(query, srv.host, srv.port, timeout=1.0)
     return reply.rcode(), rdata_texts(reply, rdtype)
 
 
-def wait_for(srv: Server, name: str, rdtype: str, expected: set[str],
+def wait_for(srv: ServerProcess, name: str, rdtype: str, expected: set[str],
              deadline: float = RELOAD_DEADLINE) -> float:
     """Poll every 50 ms until `name` answers `expected`; return the seconds it took."""
     start = time.monotonic()
@@ -71,14 +61,13 @@ def wait_for(srv: Server, name: str, rdtype: str, expected: set[str],
 
 
 @pytest.fixture
-def reload_server(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
+def reload_server(start_server: StartServer,
+                  tmp_path: pathlib.Path) -> tuple[ServerProcess, pathlib.Path, str]:
     zones = prepare_zones(tmp_path)
     path = zones / "example.com.yaml"
     original = path.read_text()
     write_zone(path, with_records(original, "flip: {type: A, value: 192.0.2.150}"))
-    srv = launch(tmp_path, zones_dir=zones)
-    yield srv, path, original
-    finish(srv)
+    return start_server(zones=zones), path, original
 
 
 def test_hot_reload_add_invalid_then_fix(reload_server, record_property) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +130,7 @@ class Traffic:
     flips_seen: set[str] = field(default_factory=set)
 
 
-def _client(srv: Server, stop: threading.Event, traffic: Traffic, flips: set[str]) -> None:
+def _client(srv: ServerProcess, stop: threading.Event, traffic: Traffic, flips: set[str]) -> None:
     """Query continuously (bounded: 3 s, 20 000 queries) and check every reply."""
     end = time.monotonic() + 3.0
     checks = [("static.example.com", "A", STATIC), ("flip.example.com", "A", None),
@@ -230,34 +219,31 @@ def test_zone_files_added_and_removed(reload_server) -> None:  # type: ignore[no
     assert answer(srv, "static.example.com") == (dns.rcode.NOERROR, STATIC)
 
 
-def test_startup_with_an_invalid_file_serves_the_others(tmp_path: pathlib.Path) -> None:
+def test_startup_with_an_invalid_file_serves_the_others(start_server: StartServer,
+                                                        tmp_path: pathlib.Path) -> None:
     zones = prepare_zones(tmp_path)
     path = zones / "example.com.yaml"
     original = path.read_text()
     broken = with_records(original, "bad: {type: AAAA, value: 192.0.2.1}")
     bad_line = len(broken.splitlines())
     write_zone(path, broken)
-    srv = launch(tmp_path, zones_dir=zones)
-    try:
-        assert answer(srv, "example.org") == (dns.rcode.NOERROR, {"198.51.100.80"})
-        assert answer(srv, "static.example.com")[0] == dns.rcode.REFUSED
-        located = re.compile(rf"example\.com\.yaml:{bad_line}: records\.bad\S*: .+")
-        assert any(located.search(v) for e in srv.log_events() for v in e.values()
-                   if isinstance(v, str)), srv.log()[-3000:]
-        write_zone(path, original)
-        wait_for(srv, "static.example.com", "A", STATIC)
-    finally:
-        finish(srv)
+    srv = start_server(zones=zones)
+    assert answer(srv, "example.org") == (dns.rcode.NOERROR, {"198.51.100.80"})
+    assert answer(srv, "static.example.com")[0] == dns.rcode.REFUSED
+    located = re.compile(rf"example\.com\.yaml:{bad_line}: records\.bad\S*: .+")
+    assert any(located.search(v) for e in srv.log_events() for v in e.values()
+               if isinstance(v, str)), srv.log()[-3000:]
+    write_zone(path, original)
+    wait_for(srv, "static.example.com", "A", STATIC)
 
 
-def test_ready_lists_the_standing_zone_problems(start_server: Callable[..., Server]) -> None:
+def test_ready_lists_the_standing_zone_problems(start_server: StartServer) -> None:
     """An invalid zone file is reported by /ready (the last good version serves)."""
     srv = start_server()
     path = srv.zones_dir / "example.org.yaml"
     path.write_text(path.read_text().replace("value: 198.51.100.80", "value: 999.0.0.1"))
     def problems() -> list[str]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/ready", timeout=2) as r:
-            return list(json.loads(r.read()).get("zone_problems", []))
+        return list(srv.ready().get("zone_problems", []))
 
     deadline = time.monotonic() + 5
     while not problems() and time.monotonic() < deadline:

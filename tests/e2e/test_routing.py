@@ -18,14 +18,15 @@ import dns.name
 import dns.rcode
 import pytest
 
-from tests.e2e.conftest import Server, rdata_texts, udp_exchange, udp_raw
+from tests.e2e.conftest import rdata_texts, udp_exchange, udp_raw
+from tests.support.harness import ServerProcess
 
 US_EAST = {"192.0.2.10", "192.0.2.11"}          # answer: weighted (one value)
 EU_CENTRAL = {"198.51.100.10", "198.51.100.11"}  # answer: all
 AP_SOUTHEAST = {"203.0.113.10", "203.0.113.11"}  # answer: multivalue
 
 
-def ask(srv: Server, name: str, address: str | None = None, prefix: int = 0,
+def ask(srv: ServerProcess, name: str, address: str | None = None, prefix: int = 0,
         rdtype: str = "A") -> tuple[dns.message.Message, dns.edns.ECSOption | None]:
     options: list[dns.edns.Option] = (
         [] if address is None else [dns.edns.ECSOption(address, prefix)])
@@ -43,57 +44,57 @@ def ask(srv: Server, name: str, address: str | None = None, prefix: int = 0,
     return reply, got
 
 
-def test_loopback_client_gets_the_first_nearest_pool(server: Server) -> None:
+def test_loopback_client_gets_the_first_nearest_pool(server: ServerProcess) -> None:
     reply, _ = ask(server, "www.example.com")
     values = rdata_texts(reply, "A")
     assert len(values) == 1 and values <= US_EAST
 
 
 @pytest.mark.parametrize(("address", "prefix"), [("198.51.100.0", 25), ("2001:db8:1::", 48)])
-def test_ecs_in_germany_gets_eu_central(server: Server, address: str, prefix: int) -> None:
+def test_ecs_in_germany_gets_eu_central(server: ServerProcess, address: str, prefix: int) -> None:
     reply, ecs = ask(server, "www.example.com", address, prefix)
     assert rdata_texts(reply, "A") == EU_CENTRAL
     assert ecs is not None and ecs.scopelen > 0, "a geo answer depends on the location"
 
 
-def test_ecs_in_a_listed_subnet_gets_its_pool(server: Server) -> None:
+def test_ecs_in_a_listed_subnet_gets_its_pool(server: ServerProcess) -> None:
     reply, ecs = ask(server, "www.example.com", "10.1.2.0", 24)
     values = rdata_texts(reply, "A")
     assert len(values) == 1 and values <= US_EAST
     assert ecs is not None and ecs.scopelen >= 8, "the decision depends on 10/8 at least"
 
 
-def test_ecs_in_singapore_gets_the_nearest_pool(server: Server) -> None:
+def test_ecs_in_singapore_gets_the_nearest_pool(server: ServerProcess) -> None:
     reply, _ = ask(server, "www.example.com", "203.0.113.0", 24)
     assert rdata_texts(reply, "A") == AP_SOUTHEAST  # multivalue: both healthy values
 
 
-def test_ecs_in_the_usa_gets_us_east(server: Server) -> None:
+def test_ecs_in_the_usa_gets_us_east(server: ServerProcess) -> None:
     reply, _ = ask(server, "www.example.com", "192.0.2.0", 24)
     values = rdata_texts(reply, "A")
     assert len(values) == 1 and values <= US_EAST
 
 
-def test_ecs_source_prefix_zero_means_no_location(server: Server) -> None:
+def test_ecs_source_prefix_zero_means_no_location(server: ServerProcess) -> None:
     reply, ecs = ask(server, "www.example.com", "0.0.0.0", 0)
     values = rdata_texts(reply, "A")
     assert len(values) == 1 and values <= US_EAST
     assert ecs is not None and ecs.scopelen == 0
 
 
-def test_static_answer_with_ecs_has_scope_zero(server: Server) -> None:
+def test_static_answer_with_ecs_has_scope_zero(server: ServerProcess) -> None:
     reply, ecs = ask(server, "static.example.com", "198.51.100.0", 25)
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
     assert ecs is not None and ecs.scopelen == 0
 
 
-def test_alias_apex_follows_the_target_routing(server: Server) -> None:
+def test_alias_apex_follows_the_target_routing(server: ServerProcess) -> None:
     reply, _ = ask(server, "example.com", "198.51.100.0", 25)
     assert [r.name.to_text() for r in reply.answer] == ["example.com."]
     assert rdata_texts(reply, "A") == EU_CENTRAL
 
 
-def test_cname_into_a_routed_name_routes_the_target(server: Server) -> None:
+def test_cname_into_a_routed_name_routes_the_target(server: ServerProcess) -> None:
     reply, _ = ask(server, "api.example.com", "203.0.113.0", 24)
     assert rdata_texts(reply, "CNAME") == {"www.example.com."}
     assert rdata_texts(reply, "A") == AP_SOUTHEAST
@@ -116,7 +117,7 @@ def _ecs_packet(name: str, body: bytes) -> bytes:
     ("address shorter than the prefix", struct.pack("!HBB", 1, 24, 0) + bytes([85])),
     ("option body under 4 bytes", b"\x00\x01"),
 ])
-def test_invalid_client_subnet_gets_formerr(server: Server, name: str, label: str,
+def test_invalid_client_subnet_gets_formerr(server: ServerProcess, name: str, label: str,
                                             body: bytes) -> None:
     """RFC 7871 §7.1.1/§6: a malformed ECS option is a FORMERR, on every code path."""
     packet = _ecs_packet(name, body)

@@ -9,14 +9,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 
 import dns.message
 import pytest
 
 from tests.e2e.conftest import (
-    STOP_TIMEOUT,
-    Server,
     frame,
     rdata_texts,
     recv_framed,
@@ -24,11 +21,12 @@ from tests.e2e.conftest import (
     tcp_exchange,
     udp_exchange,
 )
+from tests.support.harness import STOP_TIMEOUT, ServerProcess, StartServer
 
 STATIC = {"192.0.2.80", "192.0.2.81"}
 
 
-def test_every_listen_address_answers_udp_and_tcp(server: Server) -> None:
+def test_every_listen_address_answers_udp_and_tcp(server: ServerProcess) -> None:
     assert len(server.listens) == 3
     for host, port in server.listens:
         query = dns.message.make_query("static.example.com", "A")
@@ -38,7 +36,7 @@ def test_every_listen_address_answers_udp_and_tcp(server: Server) -> None:
         assert rdata_texts(reply, "A") == STATIC, (host, port, "tcp")
 
 
-def test_ipv6_udp_and_tcp(server: Server) -> None:
+def test_ipv6_udp_and_tcp(server: ServerProcess) -> None:
     v6 = [(h, p) for h, p in server.listens if h == "::1"]
     assert v6, "the shared server listens on [::1]"
     host, port = v6[0]
@@ -52,7 +50,7 @@ def test_ipv6_udp_and_tcp(server: Server) -> None:
     assert rdata_texts(reply, "A"), "a routed name answers an IPv6 client"
 
 
-def test_dig_smoke(server: Server) -> None:
+def test_dig_smoke(server: ServerProcess) -> None:
     dig = shutil.which("dig")
     assert dig, "dig is not installed (make tools)"
     for transport in ("+notcp", "+tcp"):
@@ -63,7 +61,7 @@ def test_dig_smoke(server: Server) -> None:
         assert sorted(out.stdout.split()) == sorted(STATIC), out.stdout + out.stderr
 
 
-def test_dig_shows_aa_and_no_ra(server: Server) -> None:
+def test_dig_shows_aa_and_no_ra(server: ServerProcess) -> None:
     out = subprocess.run(
         ["dig", "@127.0.0.1", "-p", str(server.port), "+norec", "+time=2", "+tries=1",
          "static.example.com", "A"],
@@ -72,26 +70,23 @@ def test_dig_shows_aa_and_no_ra(server: Server) -> None:
     assert flags.split(";")[2].split(":")[1].split() == ["qr", "aa"], flags
 
 
-def test_ready_endpoint(server: Server) -> None:
-    import urllib.request
-
+def test_ready_endpoint(server: ServerProcess) -> None:
     host, port, zones_dir, process = server  # the fixture's documented shape
     assert process.poll() is None and (zones_dir / "e2e.test.yaml").exists()
     assert (host, port) == server.listens[0]
     if server.http_port is None:
         pytest.fail("geostream_dns/api/http.py is missing: no /ready to check")
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/ready", timeout=2) as r:
-        assert r.status == 200
+    assert server.http("/ready", timeout=2)[0] == 200
 
 
-def test_log_is_json_lines(server: Server) -> None:
+def test_log_is_json_lines(server: ServerProcess) -> None:
     events = server.log_events()
     lines = [line for line in server.log().splitlines() if line.strip()]
     assert events and len(events) == len(lines), "every stderr line is a JSON object"
     assert any(e.get("event") == "server.started" for e in events)
 
 
-def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., Server]) -> None:
+def test_sigterm_stops_the_server_cleanly(start_server: StartServer) -> None:
     srv = start_server(http=False)
     # A client mid-conversation must not hold the shutdown up.
     idle = tcp_connect(srv.host, srv.port)
@@ -102,14 +97,13 @@ def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., Server]) -
     half.sendall(b"\x00\x40\x12")  # an unfinished message
     try:
         started = time.monotonic()
-        os.kill(srv.process.pid, signal.SIGTERM)
+        os.kill(srv.pid, signal.SIGTERM)
         srv.process.wait(timeout=STOP_TIMEOUT + 1)
         took = time.monotonic() - started
     finally:
         idle.close()
         half.close()
-    code, _ = srv.stop()  # records the result for the fixture's own check
-    assert code == 0
+    assert srv.stop() == 0  # also records the result for the fixture's own check
     assert took < STOP_TIMEOUT, f"took {took:.2f} s to stop"
     events = [e.get("event") for e in srv.log_events()]
     assert "server.stopped" in events

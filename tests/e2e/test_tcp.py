@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import socket
 import time
 from collections.abc import Iterator
@@ -11,29 +12,29 @@ import dns.rcode
 import pytest
 
 from tests.e2e.conftest import (
-    Server,
+    IdleWatch,
     check_reply,
-    finish,
     frame,
-    launch,
+    prepare_zones,
     rdata_texts,
     recv_framed,
     tcp_connect,
     tcp_exchange,
 )
+from tests.support.harness import ServerProcess, running
 
 PIPELINED = [("static.example.com", "A", {"192.0.2.80", "192.0.2.81"}),
              ("ns2.example.com", "AAAA", {"2001:db8::53"}),
              ("foo.static.example.com", "A", {"192.0.2.99"})]
 
 
-def test_tcp_answers(server: Server) -> None:
+def test_tcp_answers(server: ServerProcess) -> None:
     query = dns.message.make_query("static.example.com", "A")
     reply, _ = tcp_exchange(query, server.host, server.port)
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
 
 
-def test_pipelined_queries_in_one_write(server: Server) -> None:
+def test_pipelined_queries_in_one_write(server: ServerProcess) -> None:
     queries = {}
     for i, (name, rdtype, _) in enumerate(PIPELINED):
         q = dns.message.make_query(name, rdtype)
@@ -59,7 +60,7 @@ def test_pipelined_queries_in_one_write(server: Server) -> None:
     assert seen == set(queries)
 
 
-def test_many_pipelined_queries(server: Server) -> None:
+def test_many_pipelined_queries(server: ServerProcess) -> None:
     names = [("mail.example.com", "192.0.2.25"), ("mail2.example.com", "198.51.100.25"),
              ("sip.example.com", "192.0.2.60"), ("ns1.example.com", "192.0.2.53")]
     queries = []
@@ -76,7 +77,7 @@ def test_many_pipelined_queries(server: Server) -> None:
         assert rdata_texts(check_reply(q, by_id[i]), "A") == {names[i % len(names)][1]}
 
 
-def test_answer_after_client_half_close(server: Server) -> None:
+def test_answer_after_client_half_close(server: ServerProcess) -> None:
     query = dns.message.make_query("static.example.com", "A")
     with tcp_connect(server.host, server.port) as sock:
         sock.sendall(frame(query.to_wire()))
@@ -85,7 +86,7 @@ def test_answer_after_client_half_close(server: Server) -> None:
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
 
 
-def test_message_split_across_segments(server: Server) -> None:
+def test_message_split_across_segments(server: ServerProcess) -> None:
     query = dns.message.make_query("docs.example.com", "A", use_edns=0)
     data = frame(query.to_wire())
     with tcp_connect(server.host, server.port) as sock:
@@ -96,7 +97,7 @@ def test_message_split_across_segments(server: Server) -> None:
     assert rdata_texts(reply, "A") == {"192.0.2.80", "192.0.2.81"}
 
 
-def test_two_messages_split_at_odd_boundaries(server: Server) -> None:
+def test_two_messages_split_at_odd_boundaries(server: ServerProcess) -> None:
     q1 = dns.message.make_query("mail.example.com", "A")
     q2 = dns.message.make_query("mail2.example.com", "A")
     data = frame(q1.to_wire()) + frame(q2.to_wire())
@@ -110,17 +111,16 @@ def test_two_messages_split_at_odd_boundaries(server: Server) -> None:
     assert rdata_texts(r2, "A") == {"198.51.100.25"}
 
 
-def test_axfr_over_tcp_is_refused(server: Server) -> None:
+def test_axfr_over_tcp_is_refused(server: ServerProcess) -> None:
     query = dns.message.make_query("example.com", "AXFR")
     reply, _ = tcp_exchange(query, server.host, server.port)
     assert reply.rcode() == dns.rcode.REFUSED
     assert reply.answer == []
 
 
-def test_default_idle_timeout_is_10_seconds(server: Server) -> None:
+def test_default_idle_timeout_is_10_seconds(idle_watch: IdleWatch) -> None:
     """The shared server's watcher connection was opened idle when the server started."""
-    watch = server.idle_watch
-    assert watch is not None
+    watch = idle_watch
     remaining = max(0.0, 12.0 - (time.monotonic() - watch.opened))
     closed_after = watch.wait(remaining)
     assert watch.error is None, watch.error
@@ -132,11 +132,12 @@ def test_default_idle_timeout_is_10_seconds(server: Server) -> None:
 
 
 @pytest.fixture(scope="module")
-def quick_idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = launch(tmp_path_factory.mktemp("idle"), http=False,
-                 extra=["--tcp-idle-timeout", "1"])
-    yield srv
-    finish(srv)
+def quick_idle_server(tmp_path_factory: pytest.TempPathFactory,
+                      city_mmdb: pathlib.Path) -> Iterator[ServerProcess]:
+    base = tmp_path_factory.mktemp("idle")
+    with running(base, zones=prepare_zones(base), geoip=city_mmdb, http=False,
+                 args=["--tcp-idle-timeout", "1"]) as srv:
+        yield srv
 
 
 def closed_within(sock: socket.socket, seconds: float) -> float | None:
@@ -153,7 +154,7 @@ def closed_within(sock: socket.socket, seconds: float) -> float | None:
     return time.monotonic() - start
 
 
-def test_idle_connection_is_closed(quick_idle_server: Server) -> None:
+def test_idle_connection_is_closed(quick_idle_server: ServerProcess) -> None:
     srv = quick_idle_server
     with tcp_connect(srv.host, srv.port) as sock:
         took = closed_within(sock, 3.0)
@@ -161,7 +162,7 @@ def test_idle_connection_is_closed(quick_idle_server: Server) -> None:
     assert 0.5 <= took <= 3.0
 
 
-def test_idle_timer_restarts_after_a_query(quick_idle_server: Server) -> None:
+def test_idle_timer_restarts_after_a_query(quick_idle_server: ServerProcess) -> None:
     srv = quick_idle_server
     with tcp_connect(srv.host, srv.port) as sock:
         for _ in range(3):  # 3 x 0.6 s of activity: longer than the timeout in all
@@ -174,7 +175,7 @@ def test_idle_timer_restarts_after_a_query(quick_idle_server: Server) -> None:
     assert 0.5 <= took <= 3.0
 
 
-def test_connection_stuck_mid_message_is_closed(quick_idle_server: Server) -> None:
+def test_connection_stuck_mid_message_is_closed(quick_idle_server: ServerProcess) -> None:
     srv = quick_idle_server
     query = dns.message.make_query("mail.example.com", "A")
     with tcp_connect(srv.host, srv.port) as sock:
@@ -183,7 +184,7 @@ def test_connection_stuck_mid_message_is_closed(quick_idle_server: Server) -> No
     assert took is not None, "server kept a half-sent message's connection open for 3 s"
 
 
-def test_a_client_that_reads_late_gets_every_answer(server: Server) -> None:
+def test_a_client_that_reads_late_gets_every_answer(server: ServerProcess) -> None:
     """50,000 pipelined queries (5 MB of replies) sent before reading anything: the server stops
     answering while its replies are not read (flow control), then resumes and
     answers every one, in order."""

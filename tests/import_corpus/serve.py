@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import pathlib
 
-from tests.e2e.conftest import finish, launch
 from tests.import_corpus.corpus import Answers, Result, ask, batches, served_sets, write_zones
+from tests.support.harness import running
 
 
-def answer_check(results: list[Result], base: pathlib.Path) -> Answers:
+def answer_check(results: list[Result], base: pathlib.Path, geoip: pathlib.Path) -> Answers:
     """One server per batch of distinct zones (`--no-probe`: the corpus's health checks
-    name addresses that are not ours to probe)."""
+    name addresses that are not ours to probe), on the test GeoIP database `geoip`."""
     answers = Answers()
     for i, batch in enumerate(batches(results)):
         folder = base / f"batch{i}"
         write_zones(batch, folder / "zones")
-        server = launch(folder, zones_dir=folder / "zones", http=False, extra=["--no-probe"])
-        try:
+        with running(folder, zones=folder / "zones", geoip=geoip, http=False,
+                     args=["--no-probe"]) as server:
             for result in batch:
                 ask(server.host, server.port, served_sets(result), answers)
-        finally:
-            finish(server)
     return answers

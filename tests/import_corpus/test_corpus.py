@@ -62,9 +62,9 @@ def test_warnings_name_the_source_line(results: list[Result]) -> None:
            "octodns.ignored is set" in [str(w) for w in octo.warnings]
 
 
-def test_imported_zones_answer_as_the_sources(results: list[Result],
-                                               tmp_path: pathlib.Path) -> None:
-    answers = answer_check(results, tmp_path)
+def test_imported_zones_answer_as_the_sources(results: list[Result], tmp_path: pathlib.Path,
+                                               city_mmdb: pathlib.Path) -> None:
+    answers = answer_check(results, tmp_path, city_mmdb)
     print("\n".join(figures(results, answers)))
     assert answers.asked > 300
     assert answers.exact / answers.asked >= 0.99, answers.wrong

@@ -14,7 +14,6 @@ import pathlib
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import dns.message
 import dns.query
@@ -22,7 +21,7 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from tests.e2e.conftest import Server, finish, launch
+from tests.support.harness import ServerProcess, StartServer
 
 TOKEN = "octodns-test-token"
 SYNC = pathlib.Path(sys.executable).parent / "octodns-sync"
@@ -90,14 +89,13 @@ BEFORE = textwrap.dedent("""\
 
 
 @pytest.fixture
-def geostream(tmp_path: pathlib.Path) -> Iterator[Server]:
+def geostream(tmp_path: pathlib.Path, start_server: StartServer,
+              city_mmdb: pathlib.Path) -> ServerProcess:
     zones = tmp_path / "server" / "zones"
     zones.mkdir(parents=True)
     (zones / "example.com.yaml").write_text(BEFORE)
-    server = launch(tmp_path / "server", zones_dir=zones, http=True, extra=["--no-probe"],
-                    env={"GEOSTREAM_API_TOKEN": TOKEN})
-    yield server
-    finish(server)
+    return start_server(tmp_path / "server", zones=zones, geoip=city_mmdb, args=["--no-probe"],
+                        env={"GEOSTREAM_API_TOKEN": TOKEN})
 
 
 def sync(folder: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -107,7 +105,7 @@ def sync(folder: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def config(folder: pathlib.Path, server: Server) -> None:
+def config(folder: pathlib.Path, server: ServerProcess) -> None:
     (folder / "config").mkdir(exist_ok=True)
     (folder / "config" / "example.com.yaml").write_text(ZONE)
     (folder / "octodns.yaml").write_text(yaml.safe_dump({
@@ -123,7 +121,7 @@ def config(folder: pathlib.Path, server: Server) -> None:
     }))
 
 
-def ask(server: Server, name: str, rtype: str) -> tuple[set[str], set[int]]:
+def ask(server: ServerProcess, name: str, rtype: str) -> tuple[set[str], set[int]]:
     reply = dns.query.tcp(dns.message.make_query(name, rtype), server.host, port=server.port,
                           timeout=5)
     want = dns.rdatatype.from_text(rtype)
@@ -131,7 +129,7 @@ def ask(server: Server, name: str, rtype: str) -> tuple[set[str], set[int]]:
             {rrset.ttl for rrset in reply.answer if rrset.rdtype == want})
 
 
-def test_octodns_sync_into_geostream(tmp_path: pathlib.Path, geostream: Server) -> None:
+def test_octodns_sync_into_geostream(tmp_path: pathlib.Path, geostream: ServerProcess) -> None:
     config(tmp_path, geostream)
     first = sync(tmp_path, "--doit")
     assert first.returncode == 0, first.stdout + first.stderr
