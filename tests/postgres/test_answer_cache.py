@@ -27,7 +27,8 @@ from geostream_dns.core.resolve import resolve
 from geostream_dns.core.snapshot import EMPTY, Snapshot
 from geostream_dns.core.world import World
 from tests.core.helpers import query
-from tests.postgres.conftest import cli, write_zone
+from tests.postgres.conftest import cli
+from tests.support.zones import write_zone
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ZONES = 40
@@ -48,8 +49,8 @@ def prefix() -> Iterator[str]:
 def applied(migrated_url: str, tmp_path: pathlib.Path) -> str:
     folder = tmp_path / "zones"
     for i in range(ZONES):
-        write_zone(folder, f"zone{i}.example.", f"www: {{type: A, value: 192.0.2.{i + 1}}}\n"
-                   f"txt: {{type: TXT, value: zone {i}}}\n")
+        write_zone(folder, f"www: {{type: A, value: 192.0.2.{i + 1}}}\n"
+                   f"txt: {{type: TXT, value: zone {i}}}\n", f"zone{i}.example.")
     result = cli("apply", folder, "--database-url", migrated_url)
     assert result.code == 0, result
     return migrated_url

@@ -3,37 +3,30 @@ PostgreSQL, and every server serves it (SPEC §7)."""
 
 from __future__ import annotations
 
-import json
 import pathlib
-import urllib.error
-import urllib.request
+from typing import Any
 
 import psycopg
 
-from tests.postgres.conftest import Server, cli, launch_server, wait_for, write_zone
+from tests.postgres.conftest import cli
+from tests.support.harness import ServerProcess, StartServer, wait_for
+from tests.support.zones import write_zone
 
 TOKEN = "s3cret"
 
 
-def call(server: Server, method: str, path: str, body: bytes = b"",
-         content_type: str = "application/yaml") -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}{path}", data=body or None, method=method,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def call(server: ServerProcess, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
+    return server.http_json(path, method, body=body, token=TOKEN,
+                            content_type="application/yaml", timeout=10)
 
 
 def test_put_and_delete_through_one_server_reach_every_server(
-        migrated_url: str, tmp_path: pathlib.Path, servers: list[Server]) -> None:
+        migrated_url: str, tmp_path: pathlib.Path, start_server: StartServer) -> None:
     folder = tmp_path / "zones"
-    path = write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    path = write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     assert cli("apply", folder, "--database-url", migrated_url).code == 0
-    servers.extend(launch_server(tmp_path / f"srv{i}", migrated_url,
-                                 extra_env={"GEOSTREAM_API_TOKEN": TOKEN}) for i in range(2))
+    servers = [start_server(database_url=migrated_url, env={"GEOSTREAM_API_TOKEN": TOKEN})
+               for _ in range(2)]
 
     new_zone = path.read_text().replace("zone: example.com.", "zone: example.org.")
     status, body = call(servers[0], "PUT", "/v1/zones/example.org", new_zone.encode())

@@ -3,13 +3,14 @@ kept across restarts (SPEC §2 `drain`, issue: drain state in the database)."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 
 import psycopg
 
-from tests.postgres.conftest import BIN, Server, cli, launch_server, wait_for, write_zone
+from tests.postgres.conftest import cli
+from tests.support.harness import ServerProcess, StartServer, run_cli, wait_for
+from tests.support.zones import write_zone
 
 ROUTED = """\
 www:
@@ -20,24 +21,20 @@ www:
       eu: {region: eu, values: [198.51.100.10]}
     rules: [{pool: us}]
 """
-REGIONS = "regions:\n  us: {lat: 38.9, lon: -77.4}\n  eu: {lat: 50.1, lon: 8.7}\n"
 TOKEN = {"GEOSTREAM_API_TOKEN": "s3cret"}
 
 
-def drain(server: Server, verb: str, region: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **TOKEN}
-    return subprocess.run([str(BIN), verb, region, "--http", f"127.0.0.1:{server.http_port}"],
-                          capture_output=True, text=True, env=env, timeout=30, check=False)
+def drain(server: ServerProcess, verb: str, region: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(verb, region, "--http", f"127.0.0.1:{server.http_port}", env=TOKEN,
+                   timeout=30)
 
 
 def test_a_drain_reaches_every_server_and_survives_restarts(
-        migrated_url: str, tmp_path: pathlib.Path, servers: list[Server]) -> None:
+        migrated_url: str, tmp_path: pathlib.Path, start_server: StartServer) -> None:
     folder = tmp_path / "zones"
-    path = write_zone(folder, "example.com.", ROUTED)
-    path.write_text(path.read_text().replace("records:\n", REGIONS + "records:\n"))
+    write_zone(folder, ROUTED)  # the standard header has the regions us and eu
     assert cli("apply", folder, "--database-url", migrated_url).code == 0
-    servers.extend(launch_server(tmp_path / f"srv{i}", migrated_url, extra_env=TOKEN)
-                   for i in range(2))
+    servers = [start_server(database_url=migrated_url, env=TOKEN) for _ in range(2)]
     assert all(s.addresses("www.example.com") == {"192.0.2.10"} for s in servers)
 
     done = drain(servers[0], "drain", "us")
@@ -52,8 +49,8 @@ def test_a_drain_reaches_every_server_and_survives_restarts(
                     5.0) is not None, servers[1].log()[-2000:]
 
     servers[1].stop()
-    servers[1] = launch_server(tmp_path / "srv1b", migrated_url, extra_env=TOKEN,
-                               state_dir=servers[1].state_dir)
+    servers[1] = start_server(database_url=migrated_url, env=TOKEN,
+                              state_dir=servers[1].state_dir)
     assert servers[1].addresses("www.example.com") == {"198.51.100.10"}
     assert '"drained":true' in servers[1].http("/v1/regions")[1].replace(" ", "")
 

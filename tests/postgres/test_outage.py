@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.postgres.conftest import Server, cli, launch_server, wait_for, write_zone
+from tests.postgres.conftest import cli
 from tests.postgres.throwaway import ThrowawayPostgres
+from tests.support.harness import StartServer, wait_for
+from tests.support.zones import write_zone
 
 
 @pytest.fixture
@@ -26,15 +28,15 @@ def throwaway() -> Iterator[ThrowawayPostgres]:
 
 
 def test_outage_keeps_answers_restarts_from_the_file_and_catches_up(
-        throwaway: ThrowawayPostgres, tmp_path: pathlib.Path, servers: list[Server]) -> None:
+        throwaway: ThrowawayPostgres, tmp_path: pathlib.Path,
+        start_server: StartServer) -> None:
     url = throwaway.create_database("geostream")
     db = ["--database-url", url]
     assert cli("migrate", *db).code == 0
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     assert cli("apply", folder, *db).code == 0
-    running = launch_server(tmp_path / "running", url)
-    servers.append(running)
+    running = start_server(tmp_path / "running", database_url=url)
     assert running.addresses("www.example.com") == {"192.0.2.10"}
     assert wait_for(lambda: (running.state_dir / "snapshot.json").exists(), 5) is not None
 
@@ -57,8 +59,8 @@ def test_outage_keeps_answers_restarts_from_the_file_and_catches_up(
     state = tmp_path / "restarted" / "state"
     state.mkdir(parents=True)
     shutil.copy(running.state_dir / "snapshot.json", state / "snapshot.json")
-    restarted = launch_server(tmp_path / "restarted", url, state_dir=state)
-    servers.append(restarted)
+    restarted = start_server(tmp_path / "restarted", database_url=url, state_dir=state)
+    servers = [running, restarted]
     assert restarted.addresses("www.example.com") == {"192.0.2.10"}
     ready = restarted.ready()
     assert (ready["source"], ready["database_reachable"], ready["generation"]) == (
@@ -66,8 +68,8 @@ def test_outage_keeps_answers_restarts_from_the_file_and_catches_up(
     assert restarted.events("store.serving_saved_snapshot")
 
     throwaway.start()
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}\n"
-                                       "new: {type: A, value: 192.0.2.77}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}\n"
+                       "new: {type: A, value: 192.0.2.77}")
     assert cli("apply", folder, *db).code == 0
     applied = time.monotonic()
     caught_up = wait_for(lambda: all(s.addresses("new.example.com", timeout=0.2)

@@ -15,9 +15,9 @@ from geostream_dns.cli.apply import apply_files
 from geostream_dns.cli.main import build_parser
 from geostream_dns.config.document import zone_document
 from geostream_dns.config.loader import load_zones_dir
-from tests.postgres.conftest import ROOT, cli, write_zone
-
-SAMPLES = ROOT / "zones"
+from tests.postgres.conftest import cli
+from tests.support.harness import SAMPLE_ZONES as SAMPLES
+from tests.support.zones import write_zone
 
 
 def serials(url: str) -> dict[str, int]:
@@ -41,8 +41,8 @@ def documents(*paths: pathlib.Path) -> dict[str, object]:
 def test_plan_exit_codes_and_lines(migrated_url: str, tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}\n"
-                                       "old: {type: TXT, value: hello}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}\n"
+                       "old: {type: TXT, value: hello}")
 
     first = cli("plan", folder, *db)
     assert first.code == 2, first
@@ -58,8 +58,8 @@ def test_plan_exit_codes_and_lines(migrated_url: str, tmp_path: pathlib.Path) ->
     assert "Applied generation 1." in applied.out
     assert cli("plan", folder, *db).code == 0
 
-    write_zone(folder, "example.com.", "www: {type: A, ttl: 60, values: [192.0.2.10, 192.0.2.11]}\n"
-                                       "new: {type: AAAA, value: '2001:db8::1'}")
+    write_zone(folder, "www: {type: A, ttl: 60, values: [192.0.2.10, 192.0.2.11]}\n"
+                       "new: {type: AAAA, value: '2001:db8::1'}")
     changed = cli("plan", folder, *db)
     assert changed.code == 2
     lines = changed.out.splitlines()
@@ -73,7 +73,7 @@ def test_plan_exit_codes_and_lines(migrated_url: str, tmp_path: pathlib.Path) ->
 
 def test_plan_reports_invalid_files_like_check(migrated_url: str, tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.300}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.300}")
     check = cli("check", folder)
     for command in ("plan", "apply"):
         result = cli(command, folder, "--database-url", migrated_url)
@@ -87,14 +87,14 @@ def test_apply_bumps_the_serial_of_changed_zones_only_and_notifies(
         migrated_url: str, tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
-    write_zone(folder, "example.org.", "www: {type: A, value: 192.0.2.20}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.20}", "example.org.")
     assert cli("apply", folder, *db).code == 0
     before = serials(migrated_url)
 
     with psycopg.connect(migrated_url, autocommit=True) as listener:
         listener.execute("LISTEN geostream_config")
-        write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.11}")
+        write_zone(folder, "www: {type: A, value: 192.0.2.11}")
         assert cli("apply", folder, *db).code == 0
         payloads = [n.payload for n in listener.notifies(timeout=2.0, stop_after=1)]
     assert payloads == ["2"]
@@ -109,13 +109,13 @@ def test_saved_plan_applies_exactly_and_a_stale_one_is_refused(
         migrated_url: str, tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     plan_file = tmp_path / "change.plan"
     saved = cli("plan", folder, "--out", plan_file, *db)
     assert saved.code == 2 and plan_file.exists()
     assert json.loads(plan_file.read_text())["base_generation"] == 0
     # Editing the files after planning does not change what the saved plan applies.
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.99}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.99}")
     applied = cli("apply", plan_file, *db)
     assert applied.code == 0, applied
     exported = tmp_path / "export"
@@ -124,7 +124,7 @@ def test_saved_plan_applies_exactly_and_a_stale_one_is_refused(
 
     stale_file = tmp_path / "stale.plan"
     assert cli("plan", folder, "--out", stale_file, *db).code == 2  # against generation 1
-    write_zone(tmp_path / "other", "example.info.", "www: {type: A, value: 192.0.2.30}")
+    write_zone(tmp_path / "other", "www: {type: A, value: 192.0.2.30}", "example.info.")
     assert cli("apply", tmp_path / "other", *db).code == 0  # the database moves on: 2
     stale = cli("apply", stale_file, *db)
     assert stale.code == 1
@@ -143,9 +143,9 @@ def test_zones_missing_from_the_files_are_left_alone_unless_asked(
         migrated_url: str, tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     both, one = tmp_path / "both", tmp_path / "one"
-    write_zone(both, "example.com.", "www: {type: A, value: 192.0.2.10}")
-    write_zone(both, "example.org.", "www: {type: A, value: 192.0.2.20}")
-    write_zone(one, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(both, "www: {type: A, value: 192.0.2.10}")
+    write_zone(both, "www: {type: A, value: 192.0.2.20}", "example.org.")
+    write_zone(one, "www: {type: A, value: 192.0.2.10}")
     assert cli("apply", both, *db).code == 0
 
     plan = cli("plan", one, *db)
@@ -164,7 +164,7 @@ def test_zones_missing_from_the_files_are_left_alone_unless_asked(
     assert set(serials(migrated_url)) == {"example.com."}
     # Re-created, the zone continues from its last serial (secondaries never go back).
     for _ in range(3):  # push the serial ahead of the clock first
-        write_zone(both, "example.org.", f"www: {{type: A, value: 192.0.2.{21 + _}}}")
+        write_zone(both, f"www: {{type: A, value: 192.0.2.{21 + _}}}", "example.org.")
         assert cli("apply", both, *db).code == 0
     ahead = serials(migrated_url)["example.org."]
     assert ahead > org_serial
@@ -200,11 +200,11 @@ def test_export_round_trips_the_sample_zones(migrated_url: str, tmp_path: pathli
 def test_history_and_rollback(migrated_url: str, tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     v1, v2, v3 = tmp_path / "v1", tmp_path / "v2", tmp_path / "v3"
-    write_zone(v1, "example.com.", "www: {type: A, value: 192.0.2.1}")
-    write_zone(v2, "example.com.", "www: {type: A, value: 192.0.2.2}")
-    write_zone(v2, "example.org.", "www: {type: A, value: 192.0.2.3}")
-    write_zone(v3, "example.com.", "www: {type: A, value: 192.0.2.4}\n"
-                                   "api: {type: CNAME, value: www.example.com.}")
+    write_zone(v1, "www: {type: A, value: 192.0.2.1}")
+    write_zone(v2, "www: {type: A, value: 192.0.2.2}")
+    write_zone(v2, "www: {type: A, value: 192.0.2.3}", "example.org.")
+    write_zone(v3, "www: {type: A, value: 192.0.2.4}\n"
+                   "api: {type: CNAME, value: www.example.com.}")
     assert cli("apply", v1, "--author", "alice", *db).code == 0
     assert cli("apply", v2, "--author", "bob", *db).code == 0
     assert cli("apply", v3, "--delete-missing", "--author", "carol", *db).code == 0
@@ -257,8 +257,8 @@ def test_two_applies_at_once_queue_up_and_both_land(migrated_url: str,
                                                     tmp_path: pathlib.Path) -> None:
     db = ["--database-url", migrated_url]
     folders = [tmp_path / "a", tmp_path / "b"]
-    write_zone(folders[0], "example.com.", "www: {type: A, value: 192.0.2.1}")
-    write_zone(folders[1], "example.org.", "www: {type: A, value: 192.0.2.2}")
+    write_zone(folders[0], "www: {type: A, value: 192.0.2.1}")
+    write_zone(folders[1], "www: {type: A, value: 192.0.2.2}", "example.org.")
     barrier = threading.Barrier(2)
     codes: list[int] = []
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import pathlib
 import time
 
-from tests.postgres.conftest import Server, cli, launch_server, wait_for, write_zone
+from tests.postgres.conftest import cli
+from tests.support.harness import StartServer, wait_for
+from tests.support.zones import write_zone
 
 
 def test_two_servers_answer_a_change_within_a_second_of_apply(
-        migrated_url: str, tmp_path: pathlib.Path, servers: list[Server]) -> None:
+        migrated_url: str, tmp_path: pathlib.Path, start_server: StartServer) -> None:
     db = ["--database-url", migrated_url]
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     assert cli("apply", folder, *db).code == 0
-    servers.extend(launch_server(tmp_path / f"srv{i}", migrated_url, wait=False)
-                   for i in range(2))
+    servers = [start_server(database_url=migrated_url, wait=False) for _ in range(2)]
     for server in servers:
-        assert wait_for(lambda s=server: s.http("/ready")[0] == 200, 20) is not None, server.log()
+        server.wait_ready(20)
         assert server.addresses("www.example.com") == {"192.0.2.10"}
         ready = server.ready()
         assert ready["generation"] == 1 and ready["database_reachable"] is True
@@ -26,8 +27,8 @@ def test_two_servers_answer_a_change_within_a_second_of_apply(
     figures = []
     for i in range(3):
         address = f"192.0.2.{100 + i}"
-        write_zone(folder, "example.com.", f"www: {{type: A, value: 192.0.2.10}}\n"
-                                           f"new{i}: {{type: A, value: {address}}}")
+        write_zone(folder, f"www: {{type: A, value: 192.0.2.10}}\n"
+                           f"new{i}: {{type: A, value: {address}}}")
         assert cli("apply", folder, *db).code == 0
         applied = time.monotonic()
         seen = wait_for(lambda a=address, n=i: all(

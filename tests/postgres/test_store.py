@@ -13,7 +13,8 @@ from geostream_dns.adapters.postgres_store import BACKOFF_CAP, PostgresStore
 from geostream_dns.adapters.state_file import StateFile
 from geostream_dns.config.document import zone_document
 from geostream_dns.config.loader import load_zone_file
-from tests.postgres.conftest import cli, write_zone
+from tests.postgres.conftest import cli
+from tests.support.zones import write_zone
 
 DEAD = "postgresql://postgres@127.0.0.1:1/geostream"
 
@@ -34,8 +35,8 @@ def apply(url: str, folder: pathlib.Path) -> None:
 def test_poll_loads_changes_and_only_what_changed(migrated_url: str,
                                                   tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
-    write_zone(folder, "example.org.", "www: {type: A, value: 192.0.2.20}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.20}", "example.org.")
     apply(migrated_url, folder)
     store = PostgresStore(migrated_url, tmp_path / "state", save_delay=0)
     try:
@@ -55,7 +56,7 @@ def test_poll_loads_changes_and_only_what_changed(migrated_url: str,
         org = by_origin["example.org."]
         assert store.poll() == (False, [])
 
-        write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.11}")
+        write_zone(folder, "www: {type: A, value: 192.0.2.11}")
         apply(migrated_url, folder)
         assert store.poll() == (True, [])
         moved = {s.origin: s.digest for s in store.sources()[0]}
@@ -105,7 +106,7 @@ def test_unreachable_database_never_raises_and_backs_off(tmp_path: pathlib.Path)
 def test_start_without_database_serves_the_saved_snapshot(migrated_url: str,
                                                           tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     apply(migrated_url, folder)
     state = tmp_path / "state"
     first = PostgresStore(migrated_url, state, save_delay=0)
@@ -140,7 +141,7 @@ def test_start_without_database_serves_the_saved_snapshot(migrated_url: str,
 def test_lost_connection_is_reported_then_caught_up(migrated_url: str,
                                                     tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     apply(migrated_url, folder)
     clock = FakeClock()
     store = PostgresStore(migrated_url, tmp_path / "state", clock=clock, save_delay=0)
@@ -154,7 +155,7 @@ def test_lost_connection_is_reported_then_caught_up(migrated_url: str,
         assert not changed and len(problems) == 1 and not store.reachable
         assert len(store.zones()[0]) == 1  # still held
         # A change made while the store was away is caught up on reconnect.
-        write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.12}")
+        write_zone(folder, "www: {type: A, value: 192.0.2.12}")
         apply(migrated_url, folder)
         clock.now = store._retry_at
         assert store.poll() == (True, [])
@@ -180,7 +181,7 @@ def test_drained_regions(migrated_url: str, tmp_path: pathlib.Path) -> None:
 def test_an_invalid_stored_zone_is_reported_and_keeps_its_previous_version(
         migrated_url: str, tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "zones"
-    write_zone(folder, "example.com.", "www: {type: A, value: 192.0.2.10}")
+    write_zone(folder, "www: {type: A, value: 192.0.2.10}")
     apply(migrated_url, folder)
     store = PostgresStore(migrated_url, tmp_path / "state", save_delay=0)
     try:

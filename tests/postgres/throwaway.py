@@ -19,7 +19,7 @@ import tempfile
 import psycopg
 from psycopg import sql
 
-from tests.postgres.conftest import free_port
+from tests.support.harness import free_port
 
 BIN = pathlib.Path(os.environ.get("GEOSTREAM_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
