@@ -12,10 +12,8 @@ Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
 import select
-import signal
 import subprocess
 import sys
 import textwrap
@@ -35,9 +33,10 @@ from geostream_dns.core.health import HealthKey, HealthView
 from geostream_dns.core.resolve import resolve
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
-from tests.health.conftest import Cert, Endpoint, Farm, common_port
+from tests.health.farm import Cert, Endpoint, Farm
+from tests.health.zone import EU, US, failover_zone
+from tests.support.harness import ROOT, free_port, stop_process
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 ORIGIN = "example.com."
 INTERVAL, RISE, FALL = 0.2, 2, 2
 # SPEC §5 promises INTERVAL * FALL + 1 s (1.4 s here) and INTERVAL * RISE + 1 s from
@@ -45,78 +44,14 @@ INTERVAL, RISE, FALL = 0.2, 2, 2
 # machine is not flaky (typical: 0.4-0.6 s); `make failover-drill` reports figures.
 FAILOVER_BOUND = 5.0
 RECOVERY_BOUND = 5.0
-US = ("127.0.0.2", "127.0.0.3")
-EU = "127.0.0.4"
 CLIENT = "127.0.0.1"
-
-HEAD = """\
-zone: example.com.
-ttl: 300
-soa: {{primary: ns1.example.com., email: hostmaster@example.com, refresh: 7200,
-      retry: 900, expire: 1209600, negative_ttl: 300}}
-nameservers: [ns1.example.com.]
-regions:
-  us-east-1: {{lat: 38.9, lon: -77.4}}
-  eu-central-1: {{lat: 50.1, lon: 8.7}}
-healthchecks:
-  web:
-    protocol: http
-    port: {port}
-    path: /healthz
-    host: www.example.com
-    expect: {{status: [200], body_contains: ok}}
-    interval: {interval}
-    timeout: 150ms
-    rise: 2
-    fall: 2
-records:
-  ns1: {{type: A, value: 192.0.2.53}}
-"""
-
-# www: the record's own value is the last resort; api has none, so an all-down
-# chain answers every value of the pool its rule picked, status: down included.
-RECORDS = """\
-www:
-  type: A
-  ttl: 60
-  values: [192.0.2.10]
-  routing:
-    pools:
-      us:
-        region: us-east-1
-        answer: all
-        values: [{us_values}]
-        fallback: eu
-      eu:
-        region: eu-central-1
-        answer: all
-        values: [{{value: 127.0.0.4, healthcheck: web}}]
-    rules:
-      - pool: us
-api:
-  type: A
-  routing:
-    pools:
-      us:
-        region: us-east-1
-        answer: all
-        values: [{us_values}, {{value: 127.0.0.5, status: down}}]
-        fallback: eu
-      eu:
-        region: eu-central-1
-        answer: all
-        values: [{{value: 127.0.0.4, healthcheck: web}}]
-    rules:
-      - pool: us
-"""
 
 
 def zone_yaml(port: int, us: Iterable[str] = US, interval: str = "200ms",
-              records: str | None = None) -> str:
-    us_values = ", ".join(f"{{value: {v}, healthcheck: web}}" for v in us)
-    body = records if records is not None else RECORDS.format(us_values=us_values)
-    return (HEAD.format(port=port, interval=interval)
-            + textwrap.indent(body, "  "))
+              records: str | None = None, checks: dict[str, str] | None = None) -> str:
+    """The failover zone (tests/health/zone.py) with `www` and `api`, probed at `interval`."""
+    return failover_zone(port, interval=interval, timeout="150ms", us=us, api=True,
+                         records=records, checks=checks)
 
 
 def snapshot_of(text: str, generation: int = 1) -> Snapshot:
@@ -182,7 +117,7 @@ class Rig:
 
 @pytest.fixture
 def port() -> int:
-    return common_port(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    return free_port(*US, EU)
 
 
 @pytest.fixture
@@ -350,7 +285,7 @@ def test_a_broken_drain_file_drains_nothing(tmp_path: pathlib.Path) -> None:
 
 def test_an_aaaa_value_is_probed_over_ipv6_and_fails_over(
         tmp_path: pathlib.Path, endpoints: Farm) -> None:
-    port = common_port(["::1"])
+    port = free_port("::1")
     ep = endpoints.endpoint("::1", port)
     records = textwrap.dedent("""\
         www:
@@ -475,13 +410,13 @@ def test_stop_cancels_every_probe_task(tmp_path: pathlib.Path, port: int,
 
 @pytest.fixture
 def farm_process(cert: Cert) -> Iterator[Callable[[int, list[str], int, list[str]], None]]:
-    """Endpoints in a process of their own (tests/health/endpoint_farm.py)."""
+    """Endpoints in a process of their own (tests/health/farm.py)."""
     started: list[subprocess.Popen[str]] = []
 
     def _start(http_port: int, http_hosts: list[str], https_port: int,
                https_hosts: list[str]) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.health.endpoint_farm", "--cert", str(cert.cert),
+            [sys.executable, "-m", "tests.health.farm", "--cert", str(cert.cert),
              "--key", str(cert.key), "--http", str(http_port), *http_hosts,
              "--https", str(https_port), *https_hosts],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -492,13 +427,10 @@ def farm_process(cert: Cert) -> Iterator[Callable[[int, list[str], int, list[str
 
     yield _start
     for proc in started:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(5.0)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5.0)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()  # the farm's signal to go
+        stop_process(proc)
+        proc.stdout.close()
 
 
 LAG_BOUND = 0.4  # seconds
@@ -512,8 +444,8 @@ def test_fifty_targets_with_https_keep_the_event_loop_lag_small(
     run in another process: only the prober's own work is on this loop."""
     http_hosts = [f"127.0.0.{i}" for i in range(10, 30)]
     https_hosts = [f"127.0.0.{i}" for i in range(30, 60)]
-    http_port = common_port(http_hosts)
-    https_port = common_port(https_hosts)
+    http_port = free_port(*http_hosts)
+    https_port = free_port(*https_hosts)
     farm_process(http_port, http_hosts, https_port, https_hosts)
     monkeypatch.setattr(probes, "_contexts", {})  # the CA store load counts too
 
@@ -523,18 +455,15 @@ def test_fifty_targets_with_https_keep_the_event_loop_lag_small(
                 f"        answer: all\n        values: [{values}]\n"
                 f"    rules:\n      - pool: p\n")
 
-    checks = textwrap.dedent(f"""\
-      plain: {{protocol: http, port: {http_port}, interval: 200ms, timeout: 150ms}}
-      secure: {{protocol: https, port: {https_port}, host: www.example.com,
-               verify_tls: false, interval: 200ms, timeout: 150ms}}
-      strict: {{protocol: https, port: {https_port}, host: www.example.com,
-               interval: 200ms, timeout: 150ms}}
-    """)
-    text = (HEAD.format(port=http_port, interval="200ms")
-            + textwrap.indent(pool("a", "plain", http_hosts)
-                              + pool("b", "secure", https_hosts[:20])
-                              + pool("c", "strict", https_hosts[20:]), "  "))
-    text = text.replace("healthchecks:\n", "healthchecks:\n" + textwrap.indent(checks, "  "))
+    timing = "interval: 200ms, timeout: 150ms"
+    checks = {"plain": f"{{protocol: http, port: {http_port}, {timing}}}",
+              "secure": f"{{protocol: https, port: {https_port}, host: www.example.com, "
+                        f"verify_tls: false, {timing}}}",
+              "strict": f"{{protocol: https, port: {https_port}, host: www.example.com, "
+                        f"{timing}}}"}
+    text = zone_yaml(http_port, records=pool("a", "plain", http_hosts)
+                     + pool("b", "secure", https_hosts[:20])
+                     + pool("c", "strict", https_hosts[20:]), checks=checks)
     snapshot = snapshot_of(text)
     assert len(targets_of(snapshot)) == 50
 

@@ -1,7 +1,7 @@
 """One probe (adapters/probes.py) against real endpoints on loopback addresses.
 
 Each test runs `probe(check, address)` with `asyncio.run` against an endpoint
-of the farm (conftest.py) whose behaviour it sets, and checks both the result
+of the farm (farm.py) whose behaviour it sets, and checks both the result
 and what the endpoint saw: path, Host header, TLS SNI. Time limits check that
 a probe ends at its timeout or bound rather than hanging; their upper ends
 leave room for a loaded CI machine.
@@ -20,7 +20,8 @@ from geostream_dns.adapters.probes import MAX_BODY, probe, prober_for
 from geostream_dns.core.health import ProbeResult
 from geostream_dns.core.model import HealthCheck
 from geostream_dns.version import VERSION
-from tests.health.conftest import CERT_HOST, Cert, Farm, common_port, refused_port
+from tests.health.farm import CERT_HOST, Cert, Farm
+from tests.support.harness import free_port
 
 HOST = "127.0.0.2"
 
@@ -41,7 +42,7 @@ def run(check: HealthCheck, address: str) -> tuple[ProbeResult, float]:
 
 @pytest.fixture
 def port() -> int:
-    return common_port([HOST, "127.0.0.3"])
+    return free_port(HOST, "127.0.0.3")
 
 
 # -- HTTP -------------------------------------------------------------------------
@@ -264,7 +265,7 @@ def test_a_slow_endpoint_within_the_timeout_passes_and_reports_its_latency(
 
 
 def test_a_refused_port_fails_fast() -> None:
-    port = refused_port(HOST)
+    port = free_port(HOST)
     for protocol in ("http", "tcp"):
         check = HealthCheck(name="web", protocol=protocol, port=port, timeout=2.0)
         result, elapsed = run(check, HOST)
@@ -325,7 +326,7 @@ def test_https_expected_status_applies_over_tls(endpoints: Farm, port: int, cert
 
 
 def test_an_aaaa_value_is_probed_over_ipv6(endpoints: Farm) -> None:
-    port = common_port(["::1"])
+    port = free_port("::1")
     ep = endpoints.endpoint("::1", port)
     v4 = endpoints.endpoint("127.0.0.1", port) if _free("127.0.0.1", port) else None
     check = HealthCheck(name="web", protocol="http", port=port, path="/v6", timeout=1.0)
@@ -342,7 +343,7 @@ def test_an_aaaa_value_is_probed_over_ipv6(endpoints: Farm) -> None:
 
 
 def test_an_ipv6_https_value_with_a_host_name_sends_sni(endpoints: Farm, cert: Cert) -> None:
-    port = common_port(["::1"])
+    port = free_port("::1")
     ep = endpoints.endpoint("::1", port, tls=cert.server_context())
     result, _ = run(https_check(port, verify_tls=False), "::1")
     assert result.ok, result

@@ -1,7 +1,7 @@
 """End to end: the real `geostream-dns serve` process, real endpoints, DNS over UDP.
 
-The zone's pool values are 127.0.0.2-4 with an http check (interval 1 s,
-fall 2, rise 2) on a port where the farm's endpoints listen (conftest.py);
+The zone (tests/health/zone.py) has pool values 127.0.0.2-4 with an http check
+(interval 1 s, fall 2, rise 2) on a port where the farm's endpoints listen;
 the server runs with GEOSTREAM_API_TOKEN set and its own --state-dir.
 Failover and recovery are read in DNS answers (dnspython over UDP), drains go
 through the `geostream-dns drain|undrain` CLI, state through /v1/health,
@@ -10,212 +10,37 @@ through the `geostream-dns drain|undrain` CLI, state through /v1/health,
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import dns.exception
 import dns.message
 import dns.query
 import pytest
 
-from tests.health.conftest import (
-    Endpoint,
-    Farm,
-    common_port,
-    free_udp_tcp_port,
-    wait_until,
-)
+from tests.health.farm import Endpoint, Farm
+from tests.health.zone import EU, US, failover_zone
+from tests.support.harness import ServerProcess, StartServer, free_port, run_cli, wait_until
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin" / "geostream-dns"
 TOKEN = "s3cret-health-token"
-READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
 FAILOVER_LIMIT = 10.0
-US = ("127.0.0.2", "127.0.0.3")
-EU = "127.0.0.4"
-
-ZONE = """\
-zone: example.com.
-ttl: 300
-soa: {{primary: ns1.example.com., email: hostmaster@example.com, refresh: 7200,
-      retry: 900, expire: 1209600, negative_ttl: 300}}
-nameservers: [ns1.example.com.]
-regions:
-  us-east-1: {{lat: 38.9, lon: -77.4}}
-  eu-central-1: {{lat: 50.1, lon: 8.7}}
-healthchecks:
-  web:
-    protocol: http
-    port: {port}
-    path: /healthz
-    host: www.example.com
-    expect: {{status: [200], body_contains: ok}}
-    interval: 1s
-    timeout: 500ms
-    rise: 2
-    fall: 2
-records:
-  ns1: {{type: A, value: 192.0.2.53}}
-  www:
-    type: A
-    ttl: 60
-    values: [192.0.2.10]
-    routing:
-      pools:
-        us:
-          region: us-east-1
-          answer: all
-          values: [{{value: 127.0.0.2, healthcheck: web}}, {{value: 127.0.0.3, healthcheck: web}}]
-          fallback: eu
-        eu:
-          region: eu-central-1
-          answer: all
-          values: [{{value: 127.0.0.4, healthcheck: web}}]
-      rules:
-        - pool: us
-"""
-
-
-# -- the server process -----------------------------------------------------------------
-
-
-@dataclass
-class Serve:
-    process: subprocess.Popen[bytes]
-    dns_port: int | None
-    http_port: int
-    log_path: pathlib.Path
-    log_file: IO[bytes]
-    exit_code: int | None = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == name:
-                out.append(event)
-        return out
-
-    def stop(self) -> int | None:
-        """SIGTERM this PID; the exit code (None: ignored SIGTERM and was killed)."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.exit_code = self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-                self.exit_code = None
-        else:
-            self.exit_code = self.process.returncode
-        self.log_file.close()
-        return self.exit_code
-
-    # -- clients --
-
-    def answer(self, name: str = "www.example.com.") -> set[str]:
-        assert self.dns_port is not None
-        query = dns.message.make_query(name, "A")
-        reply = dns.query.udp(query, "127.0.0.1", port=self.dns_port, timeout=2.0)
-        return {rd.to_text() for rrset in reply.answer for rd in rrset}
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return http_call("GET", self.http_port, path)
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics",
-                                    timeout=5) as resp:
-            return str(resp.read().decode())
-
-
-def http_call(method: str, port: int, path: str, token: str | None = None
-              ) -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            return exc.code, json.loads(body)
-        except ValueError:
-            return exc.code, body.decode(errors="replace")
-
-
-def clean_env(token: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("GEOSTREAM_")}
-    env["LOG_LEVEL"] = "info"
-    if token is not None:
-        env["GEOSTREAM_API_TOKEN"] = token
-    return env
-
-
-def launch(base: pathlib.Path, zones: pathlib.Path, *, token: str | None = TOKEN,
-           probe_only: bool = False, listen_port: int | None = None,
-           extra: tuple[str, ...] = ()) -> Serve:
-    """Start `serve` and wait until /ready says 200 (and DNS answers, if any)."""
-    base.mkdir(parents=True, exist_ok=True)
-    dns_port = listen_port or free_udp_tcp_port()
-    http_port = free_udp_tcp_port()
-    while http_port == dns_port:
-        http_port = free_udp_tcp_port()
-    cmd = [str(BIN), "serve", "--zones", str(zones), "--state-dir", str(base / "state"),
-           "--listen", f"127.0.0.1:{dns_port}", "--http", f"127.0.0.1:{http_port}"]
-    if probe_only:
-        cmd.append("--probe-only")
-    cmd += extra
-    log_path = base / f"server-{time.monotonic_ns()}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=clean_env(token), cwd=base)
-    srv = Serve(process, None if probe_only else dns_port, http_port, log_path, log_file)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            assert process.poll() is None, f"serve exited early:\n{srv.log()}"
-            assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT} s:\n{srv.log()}"
-            try:
-                if srv.get("/ready")[0] == 200:
-                    if probe_only:
-                        break
-                    srv.answer("ns1.example.com.")
-                    break
-            except (OSError, dns.exception.Timeout):
-                pass
-            time.sleep(0.05)
-    except BaseException:
-        srv.stop()
-        raise
-    return srv
+WWW = "www.example.com."
 
 
 def cli(*args: str, token: str | None = None, http_env: str | None = None
         ) -> subprocess.CompletedProcess[str]:
-    env = clean_env(token)
+    env = {}
+    if token is not None:
+        env["GEOSTREAM_API_TOKEN"] = token
     if http_env is not None:
         env["GEOSTREAM_HTTP"] = http_env
-    return subprocess.run([str(BIN), *args], env=env, capture_output=True,
-                          text=True, timeout=20, stdin=subprocess.DEVNULL)
+    return run_cli(*args, env=env, timeout=20)
 
 
 # -- fixtures ------------------------------------------------------------------------
@@ -231,28 +56,29 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: pathlib.Path, endpoints: Farm) -> Site:
-    port = common_port([*US, EU])
+    port = free_port(*US, EU)
     zones = tmp_path / "zones"
     zones.mkdir()
-    (zones / "example.com.yaml").write_text(ZONE.format(port=port))
+    (zones / "example.com.yaml").write_text(failover_zone(port))
     web = {host: endpoints.endpoint(host, port) for host in (*US, EU)}
     return Site(tmp_path, zones, port, web)
 
 
 @pytest.fixture
-def start(site: Site) -> Iterator[Callable[..., Serve]]:
-    """Start servers for a test; each must exit 0 on SIGTERM within STOP_TIMEOUT."""
-    started: list[Serve] = []
+def start(site: Site, start_server: StartServer) -> Callable[..., ServerProcess]:
+    """Start servers on the site's zones, all in one folder (so one --state-dir).
 
-    def _start(**kwargs: Any) -> Serve:
-        srv = launch(site.base / "srv", site.zones, **kwargs)
-        started.append(srv)
-        return srv
+    `token` is GEOSTREAM_API_TOKEN (None: unset) and `args` more options; each
+    server must exit 0 on SIGTERM within STOP_TIMEOUT (see `start_server`).
+    """
 
-    yield _start
-    codes = [(srv.stop(), srv) for srv in started]
-    for code, srv in codes:
-        assert code == 0, f"serve exited with {code}:\n{srv.log()[-3000:]}"
+    def _start(*, token: str | None = TOKEN, args: Sequence[str] = (),
+               **options: Any) -> ServerProcess:
+        env = {"GEOSTREAM_API_TOKEN": token} if token is not None else {}
+        return start_server(site.base / "srv", zones=site.zones, env=env, args=args,
+                            **options)
+
+    return _start
 
 
 def bound_sockets(pid: int) -> set[tuple[str, int]]:
@@ -280,8 +106,8 @@ def bound_sockets(pid: int) -> set[tuple[str, int]]:
     return out
 
 
-def all_probed(srv: Serve, at_least: int = 1) -> bool:
-    _, body = srv.get("/v1/health")
+def all_probed(srv: ServerProcess, at_least: int = 1) -> bool:
+    _, body = srv.http_json("/v1/health")
     return bool(body["targets"]) and all(t["checks"] >= at_least for t in body["targets"])
 
 
@@ -301,23 +127,23 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 
 
 def test_failover_and_recovery_in_dns_answers(site: Site,
-                                              start: Callable[..., Serve]) -> None:
+                                              start: Callable[..., ServerProcess]) -> None:
     srv = start()
-    assert srv.answer() == set(US)
+    assert srv.answer(WWW) == set(US)
     wait_until(lambda: all_probed(srv, 2), 5.0)
-    assert srv.answer() == set(US)
+    assert srv.answer(WWW) == set(US)
 
     stopped = time.monotonic()
     site.web["127.0.0.3"].stop()
-    failover = wait_until(lambda: srv.answer() == {"127.0.0.2"}, FAILOVER_LIMIT, 0.05)
-    _, health = srv.get("/v1/health")
+    failover = wait_until(lambda: srv.answer(WWW) == {"127.0.0.2"}, FAILOVER_LIMIT, 0.05)
+    _, health = srv.http_json("/v1/health")
     victim = next(t for t in health["targets"] if t["target"] == "127.0.0.3")
     assert victim["state"] == "down"
     assert victim["last_result"]["reason"] == "connection refused"
     assert victim["consecutive_failures"] >= 2
     # never answered it again while down
     for _ in range(5):
-        assert srv.answer() == {"127.0.0.2"}
+        assert srv.answer(WWW) == {"127.0.0.2"}
 
     text = srv.metrics()
     up = {"zone": "example.com.", "check": "web", "target": "127.0.0.3"}
@@ -327,7 +153,7 @@ def test_failover_and_recovery_in_dns_answers(site: Site,
 
     restarted = time.monotonic()
     site.web["127.0.0.3"].start()
-    recovery = wait_until(lambda: srv.answer() == set(US), FAILOVER_LIMIT, 0.05)
+    recovery = wait_until(lambda: srv.answer(WWW) == set(US), FAILOVER_LIMIT, 0.05)
     first_pass = site.web["127.0.0.3"].seen_since(restarted)[0].at
     after_first_pass = time.monotonic() - first_pass
     text = srv.metrics()
@@ -348,14 +174,14 @@ def test_failover_and_recovery_in_dns_answers(site: Site,
     assert after_first_pass <= FAILOVER_LIMIT
 
 
-def test_v1_health_lists_every_target(site: Site, start: Callable[..., Serve]) -> None:
+def test_v1_health_lists_every_target(site: Site, start: Callable[..., ServerProcess]) -> None:
     site.web[EU].status = 503
     srv = start()
     wait_until(lambda: all_probed(srv, 2), 6.0)
     # (the positive control for the probe-only test's socket check)
-    assert bound_sockets(srv.process.pid) >= {
-        ("udp", srv.dns_port), ("tcp", srv.dns_port), ("tcp", srv.http_port)}
-    status, body = srv.get("/v1/health")
+    assert bound_sockets(srv.pid) >= {
+        ("udp", srv.port), ("tcp", srv.port), ("tcp", srv.http_port)}
+    status, body = srv.http_json("/v1/health")
     assert status == 200
     assert body["prober"] is True
     assert body["drained_regions"] == []
@@ -392,16 +218,16 @@ def test_v1_health_lists_every_target(site: Site, start: Callable[..., Serve]) -
 
 
 def test_drain_and_undrain_through_the_cli_and_across_a_restart(
-        site: Site, start: Callable[..., Serve]) -> None:
+        site: Site, start: Callable[..., ServerProcess]) -> None:
     srv = start()
     http = f"127.0.0.1:{srv.http_port}"
-    assert srv.answer() == set(US)
+    assert srv.answer(WWW) == set(US)
 
     done = cli("drain", "us-east-1", "--http", http, token=TOKEN)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "region us-east-1: drained"
-    assert srv.answer() == {EU}, "a drain reaches the very next answer"
-    _, regions = srv.get("/v1/regions")
+    assert srv.answer(WWW) == {EU}, "a drain reaches the very next answer"
+    _, regions = srv.http_json("/v1/regions")
     by_name = {r["region"]: r for r in regions["regions"]}
     assert set(by_name) == {"us-east-1", "eu-central-1"}
     assert by_name["us-east-1"]["drained"] is True
@@ -414,14 +240,14 @@ def test_drain_and_undrain_through_the_cli_and_across_a_restart(
     again = cli("drain", "us-east-1", "--http", http, token=TOKEN)
     assert again.returncode == 0 and "(already)" in again.stdout
     # the prober still sees the drained values up: the drain is an operator's word
-    _, health = srv.get("/v1/health")
+    _, health = srv.http_json("/v1/health")
     assert health["drained_regions"] == ["us-east-1"]
 
     # a restart on the same --state-dir keeps the drain from the first answer on
     assert srv.stop() == 0
     srv = start()
-    assert srv.answer() == {EU}
-    _, regions = srv.get("/v1/regions")
+    assert srv.answer(WWW) == {EU}
+    _, regions = srv.http_json("/v1/regions")
     assert {r["region"]: r["drained"] for r in regions["regions"]} == {
         "us-east-1": True, "eu-central-1": False}
 
@@ -429,14 +255,14 @@ def test_drain_and_undrain_through_the_cli_and_across_a_restart(
     done = cli("undrain", "us-east-1", token=TOKEN, http_env=f"127.0.0.1:{srv.http_port}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "region us-east-1: in service"
-    assert srv.answer() == set(US)
-    _, regions = srv.get("/v1/regions")
+    assert srv.answer(WWW) == set(US)
+    _, regions = srv.http_json("/v1/regions")
     assert all(r["drained"] is False for r in regions["regions"])
     assert metric(srv.metrics(), "geostream_region_drained", region="us-east-1") in (None, 0)
     assert [e["region"] for e in srv.events("region.undrained")] == ["us-east-1"]
 
 
-def test_drain_refusals(site: Site, start: Callable[..., Serve]) -> None:
+def test_drain_refusals(site: Site, start: Callable[..., ServerProcess]) -> None:
     srv = start()
     http = f"127.0.0.1:{srv.http_port}"
 
@@ -450,18 +276,18 @@ def test_drain_refusals(site: Site, start: Callable[..., Serve]) -> None:
     assert unknown.returncode == 1
     assert "404" in unknown.stderr and "unknown region" in unknown.stderr, unknown.stderr
 
-    status, body = http_call("POST", srv.http_port, "/v1/regions/us-east-1/drain", "nope")
+    status, body = srv.http_json("/v1/regions/us-east-1/drain", "POST", token="nope")
     assert status == 401 and "error" in body
-    status, body = http_call("DELETE", srv.http_port, "/v1/regions/mars-north-1/drain", TOKEN)
+    status, body = srv.http_json("/v1/regions/mars-north-1/drain", "DELETE", token=TOKEN)
     assert status == 404 and body["error"] == "unknown region"
 
-    unreachable = cli("drain", "us-east-1", "--http", f"127.0.0.1:{free_udp_tcp_port()}",
+    unreachable = cli("drain", "us-east-1", "--http", f"127.0.0.1:{free_port()}",
                       token=TOKEN)
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
 
     # nothing of that changed anything
-    assert srv.answer() == set(US)
-    _, regions = srv.get("/v1/regions")
+    assert srv.answer(WWW) == set(US)
+    _, regions = srv.http_json("/v1/regions")
     assert all(r["drained"] is False for r in regions["regions"])
 
 
@@ -469,11 +295,12 @@ def test_drain_refusals(site: Site, start: Callable[..., Serve]) -> None:
 
 
 def test_probe_only_without_a_token_probes_and_is_read_only(
-        site: Site, start: Callable[..., Serve]) -> None:
-    listen = free_udp_tcp_port()
-    srv = start(token=None, probe_only=True, listen_port=listen)
+        site: Site, start: Callable[..., ServerProcess]) -> None:
+    listen = free_port()
+    srv = start(token=None, args=["--probe-only"], serves_dns=False,
+                listens=[("127.0.0.1", listen)])
     wait_until(lambda: all_probed(srv), 5.0)
-    _, body = srv.get("/v1/health")
+    _, body = srv.http_json("/v1/health")
     assert body["prober"] is True
     assert {t["target"]: t["state"] for t in body["targets"]} == {
         "127.0.0.2": "up", "127.0.0.3": "up", "127.0.0.4": "up"}
@@ -481,51 +308,51 @@ def test_probe_only_without_a_token_probes_and_is_read_only(
 
     # no DNS listener, not even on the --listen given: the process holds one
     # listening socket, the HTTP endpoint's, and no UDP socket at all
-    assert bound_sockets(srv.process.pid) == {("tcp", srv.http_port)}
+    assert bound_sockets(srv.pid) == {("tcp", srv.http_port)}
     assert srv.events("listener.started") == []
     query = dns.message.make_query("www.example.com.", "A")
     with pytest.raises(dns.exception.Timeout):
         dns.query.udp(query, "127.0.0.1", port=listen, timeout=0.5)
 
     # without GEOSTREAM_API_TOKEN the API is read-only: 403, whatever the token
-    status, body = http_call("POST", srv.http_port, "/v1/regions/us-east-1/drain", TOKEN)
+    status, body = srv.http_json("/v1/regions/us-east-1/drain", "POST", token=TOKEN)
     assert status == 403
     assert "GEOSTREAM_API_TOKEN" in body["error"]
     refused = cli("drain", "us-east-1", "--http", f"127.0.0.1:{srv.http_port}", token=TOKEN)
     assert refused.returncode == 1 and "403" in refused.stderr
-    _, regions = srv.get("/v1/regions")
+    _, regions = srv.http_json("/v1/regions")
     assert all(r["drained"] is False for r in regions["regions"])
 
     # and it still fails over: /v1/health follows the endpoints
     site.web[EU].stop()
     wait_until(lambda: any(t["target"] == EU and t["state"] == "down"
-                           for t in srv.get("/v1/health")[1]["targets"]), FAILOVER_LIMIT)
+                           for t in srv.http_json("/v1/health")[1]["targets"]), FAILOVER_LIMIT)
     assert metric(srv.metrics(), "geostream_health_target_up", zone="example.com.",
                   check="web", target=EU) == 0
 
 
 def test_no_probe_counts_every_value_up_but_still_obeys_drains(
-        site: Site, start: Callable[..., Serve]) -> None:
+        site: Site, start: Callable[..., ServerProcess]) -> None:
     site.web["127.0.0.3"].stop()
-    srv = start(extra=("--no-probe",))
+    srv = start(args=["--no-probe"])
     time.sleep(2.5)  # long enough for a prober (interval 1 s, fall 2) to act
-    assert srv.answer() == set(US)
+    assert srv.answer(WWW) == set(US)
     assert site.web["127.0.0.2"].requests == []  # nothing probes
-    _, body = srv.get("/v1/health")
+    _, body = srv.http_json("/v1/health")
     # every target is listed as routing sees it (up), with nothing probed here
     assert body["prober"] is False and body["targets"]
     assert all(t["state"] == "up" and "last_result" not in t for t in body["targets"])
     done = cli("drain", "us-east-1", "--http", f"127.0.0.1:{srv.http_port}", token=TOKEN)
     assert done.returncode == 0, done.stderr
-    assert srv.answer() == {EU}
+    assert srv.answer(WWW) == {EU}
 
 
 def test_workers_share_one_prober_and_answer_alike(site: Site,
-                                                   start: Callable[..., Serve]) -> None:
+                                                   start: Callable[..., ServerProcess]) -> None:
     """With --workers 2 only worker 0 probes (each target about once per interval),
     and the other worker follows its down-set: every answer, whichever worker
     the kernel hands the query to, drops a failed value."""
-    srv = start(extra=("--workers", "2"))
+    srv = start(args=["--workers", "2"])
     wait_until(lambda: all_probed(srv, 2), 5.0)
     since = time.monotonic()
     time.sleep(3.0)
@@ -534,7 +361,7 @@ def test_workers_share_one_prober_and_answer_alike(site: Site,
 
     site.web["127.0.0.3"].stop()
     # Many queries, each from a new source port, so both workers answer some.
-    wait_until(lambda: all(srv.answer() == {"127.0.0.2"} for _ in range(20)),
+    wait_until(lambda: all(srv.answer(WWW) == {"127.0.0.2"} for _ in range(20)),
                FAILOVER_LIMIT, 0.05)
     site.web["127.0.0.3"].start()
-    wait_until(lambda: all(srv.answer() == set(US) for _ in range(20)), FAILOVER_LIMIT, 0.05)
+    wait_until(lambda: all(srv.answer(WWW) == set(US) for _ in range(20)), FAILOVER_LIMIT, 0.05)
