@@ -4,13 +4,10 @@ in worker threads (`asyncio.to_thread`) so the event loop keeps serving."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import pathlib
 import random
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
 
 import dns.message
 import dns.query
@@ -18,85 +15,17 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from geostream_dns.adapters.udp import start_udp
-from geostream_dns.api.http import HttpServer, Request, Response, json_response, start_http
-from geostream_dns.app import App
-from geostream_dns.config.settings import Settings
-
-HttpResult = tuple[int, dict[str, str], bytes]
-
-
-def make_app(zones_dir: pathlib.Path, token: str | None = None) -> App:
-    return App(Settings(listen=(), http=("127.0.0.1", 0), zones=(zones_dir,), api_token=token,
-                        state_dir=zones_dir.parent / "state"))
-
-
-@contextlib.asynccontextmanager
-async def serving(app: App, **options: Any) -> AsyncIterator[tuple[HttpServer, int]]:
-    server = await start_http(app, "127.0.0.1", 0, **options)
-    try:
-        yield server, server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-# -- a tiny blocking HTTP client on a raw socket ---------------------------
-
-
-def read_response(stream: Any, head_only: bool = False) -> HttpResult:
-    status_line = stream.readline()
-    if not status_line:
-        raise ConnectionError("connection closed before a response")
-    version, status, _ = status_line.decode("latin-1").split(" ", 2)
-    assert version == "HTTP/1.1"
-    headers: dict[str, str] = {}
-    while (line := stream.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = b"" if head_only else stream.read(int(headers["content-length"]))
-    return int(status), headers, body
-
-
-def exchange(port: int, data: bytes, responses: int = 1,
-             wait_close: float = 0.3) -> tuple[list[HttpResult], bool]:
-    """Send `data`, read `responses` answers; then wait up to `wait_close` seconds
-    and report whether the server closed the connection (False when not waiting)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        stream = sock.makefile("rb")
-        head_only = data.startswith(b"HEAD ")
-        results = [read_response(stream, head_only) for _ in range(responses)]
-        if not wait_close:
-            return results, False
-        sock.settimeout(wait_close)
-        try:
-            closed = stream.read(1) == b""
-        except TimeoutError:
-            closed = False
-        return results, closed
-
-
-def request_bytes(method: str, path: str, headers: dict[str, str] | None = None,
-                  body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-async def http(port: int, method: str, path: str, headers: dict[str, str] | None = None,
-               body: bytes = b"") -> HttpResult:
-    results, _ = await asyncio.to_thread(
-        exchange, port, request_bytes(method, path, headers, body), 1, 0)
-    return results[0]
-
-
-def json_body(result: HttpResult) -> Any:
-    assert result[1]["content-type"] == "application/json"
-    return json.loads(result[2])
-
+from geostream_dns.api.http import Request, Response, json_response, start_http
+from tests.api.helpers import (
+    HttpResult,
+    exchange,
+    http,
+    json_body,
+    make_app,
+    read_response,
+    request_bytes,
+    serving,
+)
 
 # -- health, readiness, metrics -------------------------------------------
 
@@ -175,7 +104,7 @@ def test_zones_list_and_one_zone(zones_dir: pathlib.Path) -> None:
                 # The SPEC §3 shape; the managed serial travels in a header.
                 assert zone["zone"] == "example.com." and zone["ttl"] == 300
                 assert int(result[1]["x-zone-serial"]) == summary["serial"]
-                assert zone["nameservers"] == ["ns1.example.com.", "ns2.example.com."]
+                assert zone["nameservers"] == ["ns1.example.net.", "ns2.example.net."]
                 assert zone["records"]["www"] == {"type": "A", "ttl": 300,
                                                   "values": ["192.0.2.10", "192.0.2.11"]}
             missing = await http(port, "GET", "/v1/zones/example.org")

@@ -12,7 +12,7 @@ import dns.rdatatype
 
 from geostream_dns.config.document import zone_document
 from geostream_dns.core.resolve import resolve
-from tests.api.test_http import http, json_body, make_app, serving
+from tests.api.helpers import http, json_body, make_app, serving
 from tests.config.helpers import load, records
 from tests.config.test_record_types import EVERY_TYPE, PRESENTATION
 

@@ -12,7 +12,7 @@ import dns.name
 import dns.rdatatype
 
 from geostream_dns.core.resolve import resolve
-from tests.api.test_http import http, json_body, make_app, serving
+from tests.api.helpers import http, json_body, make_app, serving
 
 TOKEN = {"Authorization": "Bearer t0ken"}
 
@@ -76,13 +76,14 @@ def test_invalid_zone_is_422_with_located_problems_and_changes_nothing(
         before = (zones_dir / "example.com.yaml").read_text()
         async with serving(app) as (_, port):
             bad = before.replace("value: 192.0.2.53", "value: 999.1.1.1")
+            line = 1 + before.splitlines().index("  ns1: {type: A, value: 192.0.2.53}")
             result = await http(port, "PUT", "/v1/zones/example.com",
                                 {**TOKEN, "Content-Type": "application/yaml"}, bad.encode())
             assert result[0] == 422
             body = json_body(result)
             assert body["error"] == "invalid zone"
             assert body["details"] == [
-                'api/example.com.yaml:13: records.ns1.value: "999.1.1.1" is not an IPv4 '
+                f'api/example.com.yaml:{line}: records.ns1.value: "999.1.1.1" is not an IPv4 '
                 'address']
             mismatch = await http(port, "PUT", "/v1/zones/example.org",
                                   {**TOKEN, "Content-Type": "application/yaml"},

@@ -1,44 +1,27 @@
 """Shared zone snippets for the config tests.
 
-``BASE`` is a valid zone header of exactly 16 lines; ``records()`` puts a
-records block after it, so line N of the snippet is file line ``R + N``.
+``BASE`` is the standard zone header of tests/support/zones.py: 16 lines, the
+line numbers the zone tests name. ``records()`` puts a records block after
+it, so line N of the snippet is file line ``R + N``.
 """
 
 from __future__ import annotations
 
-import textwrap
-
 from geostream_dns.config.loader import load_zone_text
 from geostream_dns.core.model import Zone
 from geostream_dns.errors import ConfigError
+from tests.support.zones import records_line, zone_header, zone_text
 
 SOURCE = "zones/example.com.yaml"
 
-BASE = """\
-zone: example.com.
-ttl: 300
-soa:
-  primary: ns1.example.net.
-  email: hostmaster@example.com
-  refresh: 7200
-  retry: 900
-  expire: 1209600
-  negative_ttl: 300
-nameservers: [ns1.example.net., ns2.example.net.]
-regions:
-  us: {lat: 38.9, lon: -77.4}
-  eu: {lat: 50.1, lon: 8.7}
-  na: {lat: 40.7, lon: -74.0}
-healthchecks:
-  web: {protocol: http, port: 80}
-"""
+BASE = zone_header()
 assert BASE.count("\n") == 16
 
-R = 17  # the line of `records:`; snippet line N is file line R + N
+R = records_line()  # the line of `records:`; snippet line N is file line R + N
 
 
 def records(snippet: str) -> str:
-    return BASE + "records:\n" + textwrap.indent(textwrap.dedent(snippet), "  ")
+    return zone_text(snippet)
 
 
 def problems(text: str, source: str = SOURCE) -> list[str]:

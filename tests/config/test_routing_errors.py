@@ -58,13 +58,13 @@ www:
   routing:
     pools:
       us: {region: us, values: [192.0.2.10], fallback: eu}
-      eu: {region: eu, values: [198.51.100.10], fallback: na}
-      na: {region: na, values: [203.0.113.10], fallback: eu}
+      eu: {region: eu, values: [198.51.100.10], fallback: ap}
+      ap: {region: ap, values: [203.0.113.10], fallback: eu}
     rules: [{pool: us}]
 """
     zone = load(records(head))
     pools = zone.rrsets[0].routing.pools  # type: ignore[union-attr]
-    assert (pools["eu"].fallback, pools["na"].fallback) == ("na", "eu")
+    assert (pools["eu"].fallback, pools["ap"].fallback) == ("ap", "eu")
 
 
 def test_fallback_to_itself_and_unknown() -> None:

@@ -8,7 +8,6 @@ Randomness is a seeded `random.Random`, passed in.
 from __future__ import annotations
 
 import random
-import textwrap
 from collections.abc import Iterable, Sequence
 
 import dns.edns
@@ -26,39 +25,15 @@ from geostream_dns.core.health import ALL_UP, HealthView
 from geostream_dns.core.model import Zone
 from geostream_dns.core.resolve import resolve
 from geostream_dns.core.world import World, WorldRef
-
-HEADER = """\
-zone: {origin}
-ttl: {ttl}
-soa:
-  primary: ns1.example.net.
-  email: hostmaster@example.net
-  refresh: 7200
-  retry: 900
-  expire: 1209600
-  negative_ttl: {negative_ttl}
-nameservers: [ns1.example.net., ns2.example.net.]
-regions:
-  us: {{lat: 38.9, lon: -77.4}}
-  eu: {{lat: 50.1, lon: 8.7}}
-  ap: {{lat: 1.35, lon: 103.8}}
-healthchecks:
-  web: {{protocol: http, port: 80}}
-"""
+from tests.support.zones import zone_text
 
 DEFAULT_CLIENT = "233.252.0.1"  # MCAST-TEST-NET (RFC 6676): never in the test GeoIP
 
 
-def zone_text(snippet: str, origin: str = "example.com.", ttl: int = 300,
-              negative_ttl: int = 300) -> str:
-    """A zone file: the fixed header, then `snippet` under `records:`."""
-    head = HEADER.format(origin=origin, ttl=ttl, negative_ttl=negative_ttl)
-    return head + "records:\n" + textwrap.indent(textwrap.dedent(snippet), "  ")
-
-
 def load(snippet: str, origin: str = "example.com.", ttl: int = 300,
          negative_ttl: int = 300) -> Zone:
-    text = zone_text(snippet, origin, ttl, negative_ttl)
+    """The zone of `snippet` under the standard header (tests/support/zones.py)."""
+    text = zone_text(snippet, origin, ttl=ttl, negative_ttl=negative_ttl)
     return load_zone_text(text, f"zones/{origin}yaml")
 
 

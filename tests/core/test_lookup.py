@@ -103,7 +103,7 @@ CASES: list[tuple[str, str, str, Want]] = [
     # plain answers, NODATA and NXDOMAIN with the RFC 2308 SOA TTL min(SOA TTL, minimum)
     ("answer", "www.example.com.", "A", Want(answer=WWW_A)),
     ("apex-soa", "example.com.", "SOA", Want(answer=(
-        "example.com. 300 SOA ns1.example.net. hostmaster.example.net. 1 7200 900 1209600 60",
+        "example.com. 300 SOA ns1.example.net. hostmaster.example.com. 1 7200 900 1209600 60",
     ))),
     ("apex-ns", "example.com.", "NS", Want(answer=(
         "example.com. 300 NS ns1.example.net.", "example.com. 300 NS ns2.example.net."))),

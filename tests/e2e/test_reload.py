@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import prepare_zones, rdata_texts, tcp_exchange, udp_exchange
 from tests.support.harness import ServerProcess, StartServer
+from tests.support.zones import zone_text
 
 # The target is 1 s (measured ~0.26 s: the 0.25 s folder poll); the test allows more
 # so that a loaded CI machine is not flaky.
@@ -192,16 +193,10 @@ def test_queries_during_reloads_are_never_lost_or_wrong(reload_server) -> None: 
     wait_for(srv, "flip.example.com", "A", {values[-1]})
 
 
-NEW_ZONE = """\
-zone: added.test.
-ttl: 60
-soa: {primary: ns1.added.test., email: hostmaster@added.test, refresh: 7200, retry: 900,
-      expire: 1209600, negative_ttl: 60}
-nameservers: [ns1.added.test.]
-records:
-  ns1: {type: A, value: 192.0.2.230}
-  www: {type: A, value: 192.0.2.231}
-"""
+NEW_ZONE = zone_text("""\
+ns1: {type: A, value: 192.0.2.230}
+www: {type: A, value: 192.0.2.231}
+""", "added.test.", ttl=60, negative_ttl=60)
 
 
 def test_zone_files_added_and_removed(reload_server) -> None:  # type: ignore[no-untyped-def]

@@ -18,35 +18,16 @@ US = ("127.0.0.2", "127.0.0.3")
 EU = "127.0.0.4"
 REGIONS = {"us-east-1": (38.9, -77.4), "eu-central-1": (50.1, 8.7)}
 
-WWW = """\
-www:
+# A routed A record `name`: the pools `us` (the given values) and `eu`, one rule.
+ROUTED = """\
+{name}:
   type: A
-  ttl: 60
-  values: [192.0.2.10]
-  routing:
+{own_values}  routing:
     pools:
       us:
         region: us-east-1
         answer: all
         values: [{us_values}]
-        fallback: eu
-      eu:
-        region: eu-central-1
-        answer: all
-        values: [{{value: 127.0.0.4, healthcheck: web}}]
-    rules:
-      - pool: us
-"""
-
-API = """\
-api:
-  type: A
-  routing:
-    pools:
-      us:
-        region: us-east-1
-        answer: all
-        values: [{us_values}, {{value: 127.0.0.5, status: down}}]
         fallback: eu
       eu:
         region: eu-central-1
@@ -64,10 +45,12 @@ def failover_zone(port: int, *, interval: str = "1s", timeout: str = "500ms",
 
     `checks` adds health checks beside `web`.
     """
-    us_values = ", ".join(f"{{value: {v}, healthcheck: web}}" for v in us)
+    checked = ", ".join(f"{{value: {v}, healthcheck: web}}" for v in us)
     if records is None:
-        records = WWW.format(us_values=us_values)
+        records = ROUTED.format(name="www", own_values="  ttl: 60\n  values: [192.0.2.10]\n",
+                                us_values=checked)
         if api:
-            records += API.format(us_values=us_values)
+            records += ROUTED.format(name="api", own_values="",
+                                     us_values=checked + ", {value: 127.0.0.5, status: down}")
     web = http_check(port, interval=interval, timeout=timeout)
     return zone_text(records, regions=REGIONS, healthchecks={"web": web, **(checks or {})})
