@@ -101,7 +101,7 @@ def test_zones_list_and_one_zone(zones_dir: pathlib.Path) -> None:
                 status, _, _ = result = await http(port, "GET", path)
                 assert status == 200
                 zone = json_body(result)
-                # The SPEC §3 shape; the managed serial travels in a header.
+                # The zone file's shape; the managed serial travels in a header.
                 assert zone["zone"] == "example.com." and zone["ttl"] == 300
                 assert int(result[1]["x-zone-serial"]) == summary["serial"]
                 assert zone["nameservers"] == ["ns1.example.net.", "ns2.example.net."]

@@ -1,4 +1,4 @@
-"""`/openapi.json` describes exactly the routes the server registers (SPEC §7)."""
+"""`/openapi.json` describes exactly the routes the server registers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`GET/PUT/DELETE /v1/zones/{zone}` in embedded mode: the SPEC §3 shape, located
+"""`GET/PUT/DELETE /v1/zones/{zone}` in embedded mode: the zone file's shape, located
 422 errors, atomic writes into the zones folder, answers live at once."""
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def test_weight_out_of_range() -> None:
 
 
 def test_mutual_fallbacks_are_allowed() -> None:
-    """SPEC §3's own example has us <-> eu; chains stop at a pool already tried."""
+    """Pools may stand in for each other (us <-> eu, as in the sample zone); a chain
+    stops at a pool already tried, so it never loops."""
     head = """\
 www:
   type: A

@@ -433,7 +433,7 @@ def test_rd_and_cd_are_copied_on_both_paths(city_raw: RawLookup, extra: list[dns
     assert reply.flags & (dns.flags.RD | dns.flags.CD) == bits
 
 
-# -- memory: every memo table is bounded (SPEC §6) -----------------------------
+# -- memory: every memo table is bounded, whatever the queries ------------------
 
 
 def test_memo_tables_stay_bounded(city_raw: RawLookup, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -455,7 +455,7 @@ def test_memo_tables_stay_bounded(city_raw: RawLookup, monkeypatch: pytest.Monke
         assert max(sizes) <= limit, sizes
 
 
-# -- other SPEC §6 replies, through the same entry point --------------------------
+# -- other replies (class CH, zone transfers, meta types), same entry point -------
 
 
 @pytest.mark.parametrize(("make", "rcode"), [

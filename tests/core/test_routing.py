@@ -295,7 +295,7 @@ CASES = [
     Case("bias-keeps-winner", nearest_with_bias("{eu: 5500}"), PARIS, ("198.51.100.10",), 30),
     Case("bias-changes-winner", nearest_with_bias("{eu: 6000}"), PARIS, ("192.0.2.10",), 30),
     Case("negative-bias", nearest_with_bias("{us: -10000}"), SYDNEY, ("192.0.2.10",), 30),
-    # fallback chains, status overrides, drained regions, fail open (SPEC §4.3, §4.4)
+    # fallback chains, status overrides, drained regions, fail open
     Case("chain-all-up", FALLBACK, VIRGINIA, ("192.0.2.10", "192.0.2.11")),
     Case("chain-one-value-down", FALLBACK, VIRGINIA, ("192.0.2.11",), down=("192.0.2.10",)),
     Case("chain-status-up-beats-check", FALLBACK, VIRGINIA, ("192.0.2.10", "192.0.2.11"),

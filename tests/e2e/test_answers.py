@@ -1,4 +1,4 @@
-"""SPEC §6 answer semantics against the real server: flags, negative answers,
+"""Answer semantics against the real server: flags, negative answers,
 wildcards, empty non-terminals, CNAME chains, delegations, ALIAS, ANY, 0x20."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §6 EDNS(0) (RFC 6891) and message size: OPT, BADVERS, DO, payload caps, TC, TCP."""
+"""EDNS(0) (RFC 6891) and message size: OPT, BADVERS, DO, payload caps, TC, TCP."""
 
 from __future__ import annotations
 

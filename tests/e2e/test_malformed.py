@@ -1,4 +1,4 @@
-"""SPEC §6 odd and hostile input: opcodes, counts, garbage, short packets, QR=1, classes."""
+"""Odd and hostile input: opcodes, counts, garbage, short packets, QR=1, classes."""
 
 from __future__ import annotations
 

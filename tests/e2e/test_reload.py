@@ -1,4 +1,4 @@
-"""Embedded-mode hot reload (SPEC §1, §3): edits answer within a second or so, an
+"""Embedded-mode hot reload of the zones folder: edits answer within a second or so, an
 invalid file never replaces what is served and is reported where it is wrong, and
 queries keep flowing, all correct, while zones are swapped."""
 

@@ -1,4 +1,4 @@
-"""SPEC §4 routing seen from the wire: client location from the source address or
+"""Routing seen from the wire: client location from the source address or
 EDNS Client Subnet (RFC 7871), the pool it picks, and the ECS scope sent back.
 
 The servers run on the deterministic test GeoIP database of tests/core:

@@ -1,4 +1,4 @@
-"""SPEC §6 TCP (RFC 7766): pipelining, split messages, idle timeout."""
+"""TCP (RFC 7766): pipelining, split messages, idle timeout."""
 
 from __future__ import annotations
 

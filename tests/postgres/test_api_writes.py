@@ -1,5 +1,5 @@
 """Production mode: `PUT`/`DELETE /v1/zones/{zone}` write a generation to
-PostgreSQL, and every server serves it (SPEC §7)."""
+PostgreSQL, and every server serves it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Production mode keeps drained regions in PostgreSQL: shared by every server,
-kept across restarts (SPEC §2 `drain`, issue: drain state in the database)."""
+kept across restarts (`geostream-dns drain` and `undrain` through a server's API)."""
 
 from __future__ import annotations
 
