@@ -45,8 +45,8 @@ def answer(srv: ServerProcess, name: str, rdtype: str = "A") -> tuple[int, set[s
     return reply.rcode(), rdata_texts(reply, rdtype)
 
 
-def wait_for(srv: ServerProcess, name: str, rdtype: str, expected: set[str],
-             deadline: float = RELOAD_DEADLINE) -> float:
+def wait_for_answer(srv: ServerProcess, name: str, rdtype: str, expected: set[str],
+                    deadline: float = RELOAD_DEADLINE) -> float:
     """Poll every 50 ms until `name` answers `expected`; return the seconds it took."""
     start = time.monotonic()
     last: tuple[int, set[str]] | None = None
@@ -78,7 +78,7 @@ def test_hot_reload_add_invalid_then_fix(reload_server, record_property) -> None
     assert answer(srv, "reload-a.example.com")[0] == dns.rcode.NXDOMAIN
     v1 = with_records(original, "reload-a: {type: A, value: 192.0.2.201}")
     write_zone(path, v1)
-    added = wait_for(srv, "reload-a.example.com", "A", {"192.0.2.201"})
+    added = wait_for_answer(srv, "reload-a.example.com", "A", {"192.0.2.201"})
     record_property("reload_add_seconds", round(added, 3))
     print(f"\nhot reload: new record answered {added * 1000:.0f} ms after the write")
 
@@ -110,7 +110,7 @@ def test_hot_reload_add_invalid_then_fix(reload_server, record_property) -> None
     v3 = with_records(original, "reload-a: {type: A, value: 192.0.2.203}",
                       'reload-b: {type: AAAA, value: "2001:db8::203"}')
     write_zone(path, v3)
-    fixed = wait_for(srv, "reload-a.example.com", "A", {"192.0.2.203"})
+    fixed = wait_for_answer(srv, "reload-a.example.com", "A", {"192.0.2.203"})
     assert answer(srv, "reload-b.example.com", "AAAA") == (dns.rcode.NOERROR, {"2001:db8::203"})
     record_property("reload_fix_seconds", round(fixed, 3))
     print(f"hot reload: fixed file answered {fixed * 1000:.0f} ms after the write")
@@ -190,7 +190,7 @@ def test_queries_during_reloads_are_never_lost_or_wrong(reload_server) -> None: 
     assert traffic.wrong == []
     assert values[4] not in traffic.flips_seen, "a value from an invalid file was served"
     assert len(traffic.flips_seen) >= 3, "the queries did not span several reloads"
-    wait_for(srv, "flip.example.com", "A", {values[-1]})
+    wait_for_answer(srv, "flip.example.com", "A", {values[-1]})
 
 
 NEW_ZONE = zone_text("""\
@@ -204,7 +204,7 @@ def test_zone_files_added_and_removed(reload_server) -> None:  # type: ignore[no
     new = path.with_name("added.test.yaml")
     assert answer(srv, "www.added.test")[0] == dns.rcode.REFUSED
     write_zone(new, NEW_ZONE)
-    took = wait_for(srv, "www.added.test", "A", {"192.0.2.231"})
+    took = wait_for_answer(srv, "www.added.test", "A", {"192.0.2.231"})
     print(f"\nhot reload: new zone file answered {took * 1000:.0f} ms after the write")
     new.unlink()
     start = time.monotonic()
@@ -229,7 +229,7 @@ def test_startup_with_an_invalid_file_serves_the_others(start_server: StartServe
     assert any(located.search(v) for e in srv.log_events() for v in e.values()
                if isinstance(v, str)), srv.log()[-3000:]
     write_zone(path, original)
-    wait_for(srv, "static.example.com", "A", STATIC)
+    wait_for_answer(srv, "static.example.com", "A", STATIC)
 
 
 def test_ready_lists_the_standing_zone_problems(start_server: StartServer) -> None:
