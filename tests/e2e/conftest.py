@@ -2,8 +2,10 @@
 on the sample zones, and DNS clients that see the exact bytes.
 
 How this works: every e2e server runs on a copy of the sample zones plus a
-small test zone with oversized TXT sets (`prepare_zones`) and on the
-deterministic test GeoIP database. `server` is the shared, read-only server
+small test zone with oversized TXT sets (`prepare_zones`), on the
+deterministic test GeoIP database, and with `--no-probe`: the sample zones'
+pool values are documentation addresses (192.0.2.0/24, ...), which nothing
+the tests start may contact, so every value counts as up. `server` is the shared, read-only server
 of the session: two IPv4 listeners and one on [::1]; `idle_watch` is a TCP
 connection opened idle as it started, so checking the 10 s default idle
 timeout costs little extra time. `start_server` gives a test private servers
@@ -26,7 +28,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ from tests.support.harness import SAMPLE_ZONES, ServerProcess, StartServer, free
 from tests.support.zones import zone_text
 
 QUERY_TIMEOUT = 2.0
+NO_PROBE = ["--no-probe"]  # every e2e server: see the module docstring
 MAX_UDP = 1232
 MIN_UDP = 512
 
@@ -115,7 +118,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory, city_mmdb: pathlib.Path) ->
     p1 = free_port()
     p2 = free_port(avoid={p1})
     p6 = free_port("::1", avoid={p1, p2})
-    with running(base, zones=prepare_zones(base), geoip=city_mmdb,
+    with running(base, zones=prepare_zones(base), geoip=city_mmdb, args=NO_PROBE,
                  listens=[("127.0.0.1", p1), ("127.0.0.1", p2), ("::1", p6)]) as srv:
         watch = IdleWatch(srv.host, srv.port)
         try:
@@ -143,10 +146,11 @@ def start_server(start_server: StartServer, city_mmdb: pathlib.Path,
     `prepare_zones()` copy; the other options are `ServerProcess.start`'s."""
     count = itertools.count()
 
-    def _start(zones: pathlib.Path | None = None, **options: Any) -> ServerProcess:
+    def _start(zones: pathlib.Path | None = None, args: Sequence[str] = (),
+               **options: Any) -> ServerProcess:
         base = tmp_path / f"e2e{next(count)}"
         return start_server(base, zones=zones or prepare_zones(base), geoip=city_mmdb,
-                            **options)
+                            args=[*NO_PROBE, *args], **options)
 
     return _start
 

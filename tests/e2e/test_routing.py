@@ -1,11 +1,11 @@
 """Routing seen from the wire: client location from the source address or
 EDNS Client Subnet (RFC 7871), the pool it picks, and the ECS scope sent back.
 
-The servers run on the deterministic test GeoIP database of tests/core:
+The servers run on the deterministic test GeoIP database (tests/support/geoip.py):
 198.51.100.0/25 and 2001:db8:1::/48 are in Germany, 203.0.113.0/24 in
 Singapore and 192.0.2.0/24 in Virginia; 10/8 and loopback are unknown to it.
-The prober's probes of the sample's TEST-NET values fail, but only after
-`fall` (3) checks at a 5 s interval, long after these tests ran.
+The servers run with --no-probe (the sample's values are documentation
+addresses nothing may contact), so every pool value counts as healthy.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import dns.rcode
 import pytest
 
 from tests.e2e.conftest import (
+    NO_PROBE,
     IdleWatch,
     check_reply,
     frame,
@@ -136,7 +137,7 @@ def quick_idle_server(tmp_path_factory: pytest.TempPathFactory,
                       city_mmdb: pathlib.Path) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("idle")
     with running(base, zones=prepare_zones(base), geoip=city_mmdb, http=False,
-                 args=["--tcp-idle-timeout", "1"]) as srv:
+                 args=[*NO_PROBE, "--tcp-idle-timeout", "1"]) as srv:
         yield srv
 
 
