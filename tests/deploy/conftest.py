@@ -5,7 +5,6 @@ expressions to parse (GET /api/v1/query answers 400 to one that does not)."""
 from __future__ import annotations
 
 import pathlib
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,14 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.deploy.tools import require_tool
+from tests.support.harness import free_port, stop_process
 
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +50,5 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout=10)
         log.close()

@@ -7,14 +7,12 @@ import fnmatch
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests.deploy.conftest import free_port
 from tests.deploy.tools import ROOT, checkov, checkov_env, output, run
+from tests.support.harness import SAMPLE_ZONES, free_port, running
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HEALTHCHECK = ROOT / "deploy" / "docker" / "healthcheck.py"
@@ -85,35 +83,11 @@ def test_copied_files_are_in_the_build_context() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real geostream-dns serving the sample zones (prober off) on free ports."""
-    folder = tmp_path_factory.mktemp("server")
-    http_port, dns_port = free_port(), free_port()
-    binary = ROOT / ".venv" / "bin" / "geostream-dns"
-    assert binary.exists(), "make venv first"
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(binary), "serve", "--zones", str(ROOT / "zones"), "--no-probe",
-         "--listen", f"127.0.0.1:{dns_port}", "--http", f"127.0.0.1:{http_port}",
-         "--state-dir", str(folder / "state")], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (folder / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, (folder / "server.log").read_text()
-                time.sleep(0.2)
-        yield http_port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+    """A real geostream-dns serving the sample zones (prober off) on free ports: its
+    HTTP port."""
+    with running(tmp_path_factory.mktemp("server"), zones=SAMPLE_ZONES,
+                 args=["--no-probe"]) as srv:
+        yield srv.http_port
 
 
 def healthcheck(http: str) -> subprocess.CompletedProcess[str]:
