@@ -219,8 +219,12 @@ class ServerProcess:
             extra["DATABASE_URL"] = database_url
         log_path = _new_log_path(base)
         log_file = log_path.open("wb")
-        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=clean_env(extra), cwd=base)
+        try:
+            process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=clean_env(extra), cwd=base)
+        except BaseException:
+            log_file.close()
+            raise
         server = cls(process, base, listens, http_port, state_dir, zones, log_path,
                      serves_dns, _log_file=log_file)
         _RUNNING.add(server)
