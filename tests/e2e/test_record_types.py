@@ -1,6 +1,7 @@
 """Every record type answered over the wire by the real server (UDP and TCP, dnspython
 and dig), and the zones real exports hold: data below a delegation (served with
-the referral) and an ALIAS to a name outside every hosted zone (SERVFAIL until resolved, no crash)."""
+the referral) and an ALIAS to a name outside every hosted zone (SERVFAIL until
+resolved, no crash)."""
 
 from __future__ import annotations
 
