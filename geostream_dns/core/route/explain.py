@@ -177,7 +177,7 @@ def format_text(result: dict[str, Any]) -> str:
                 ttl = f" (TTL {got['ttl']})" if got["values"] else ""
                 lines.append(f"    {rtype.upper()}: {values}{ttl}")
         else:
-            lines.append("    not resolved yet: the ALIAS answers SERVFAIL")
+            lines.append("    not resolved (until it is, the ALIAS answers SERVFAIL)")
         resolver = alias.get("resolver")
         if resolver is not None:
             error = f", last error: {resolver['last_error']}" if resolver["last_error"] else ""
