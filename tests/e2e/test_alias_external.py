@@ -216,3 +216,40 @@ def test_servfail_until_the_target_is_first_resolved(tmp_path: pathlib.Path,
                             20)
             assert took is not None, front.log()
             assert addresses(front, "example.com")[1] == {"127.0.0.11", "127.0.0.12"}
+
+
+ROUTE53 = """\
+{"ResourceRecordSets": [
+ {"Name": "shop.example.", "Type": "NS", "TTL": 172800,
+  "ResourceRecords": [{"Value": "ns-1.awsdns-00.com."}, {"Value": "ns-2.awsdns-00.net."}]},
+ {"Name": "shop.example.", "Type": "SOA", "TTL": 900, "ResourceRecords": [
+  {"Value": "ns-1.awsdns-00.com. awsdns-hostmaster.amazon.com. 7 7200 900 1209600 86400"}]},
+ {"Name": "shop.example", "Type": "A", "AliasTarget": {"HostedZoneId": "Z2FDTNDATAQYW2",
+  "DNSName": "edge.cdn.test", "EvaluateTargetHealth": false}},
+ {"Name": "shop.example", "Type": "AAAA", "AliasTarget": {"HostedZoneId": "Z2FDTNDATAQYW2",
+  "DNSName": "edge.cdn.test.", "EvaluateTargetHealth": false}}
+]}
+"""
+
+
+def test_a_route53_alias_to_a_cdn_imported_then_served(tmp_path: pathlib.Path,
+                                                        city_mmdb: pathlib.Path) -> None:
+    from tests.support.harness import run_cli
+
+    source = tmp_path / "shop.example.json"
+    source.write_text(ROUTE53)
+    zones = tmp_path / "front" / "zones"
+    zones.mkdir(parents=True)
+    out = run_cli("import", "route53", source, "--out", zones)
+    assert out.returncode == 0, out.stderr
+    up_zones = tmp_path / "up" / "zones"
+    write_zone(up_zones, UPSTREAM, "cdn.test.", negative_ttl=30)
+    with running(tmp_path / "up", zones=up_zones, geoip=city_mmdb, http=False,
+                 args=NO_PROBE) as upstream:
+        with running(tmp_path / "front", zones=zones, geoip=city_mmdb, http=False,
+                     args=[*NO_PROBE, "--alias-resolver", f"127.0.0.1:{upstream.port}"]) as front:
+            assert wait_for(lambda: addresses(front, "shop.example")[0] == dns.rcode.NOERROR,
+                            15), front.log()
+            assert addresses(front, "shop.example")[1:] == ({"127.0.0.11", "127.0.0.12"},
+                                                            EDGE_TTL)
+            assert addresses(front, "shop.example", "AAAA")[1:] == ({"2001:db8::11"}, EDGE_TTL)
