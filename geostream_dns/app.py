@@ -161,10 +161,14 @@ class App:
         log.info("snapshot.published", generation=snapshot.generation,
                  zones=sorted(z.to_text() for z in snapshot.zones))
 
-    def _aliases_changed(self, results: Results) -> None:
-        """External ALIAS targets resolved to new records: render their answers again."""
+    async def _aliases_changed(self, results: Results) -> None:
+        """External ALIAS targets resolved to new records: render their answers again
+        (in a worker thread: thousands of them take a while) and publish."""
         current = self.world.snapshot
-        snapshot = with_externals(current, results)
+        loop = asyncio.get_running_loop()
+        snapshot = await loop.run_in_executor(None, with_externals, current, results)
+        if self.world.snapshot is not current:
+            return  # a reload published meanwhile, with these results (`publish`)
         if snapshot is not current:
             self.worlds.use_snapshot(snapshot)
             log.info("alias.published", generation=snapshot.generation,

@@ -22,16 +22,18 @@ last good answer and when to ask again:
 
 The results are one immutable mapping, target name -> `ExternalTarget`,
 replaced whole when a target's records or TTLs change; `on_change` gets the
-new mapping (the App renders the affected answers into a new snapshot,
-`core.build.with_externals`, and publishes it). The query path only ever
+new mapping, and is awaited when it is a coroutine (the App renders the
+affected answers into a new snapshot, `core.build.with_externals`, in a
+worker thread, and publishes it). The query path only ever
 reads pre-rendered answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -101,7 +103,8 @@ def make_resolver(where: str, timeout: float = QUERY_TIMEOUT) -> dns.asyncresolv
 
 
 class AliasResolver:
-    def __init__(self, where: str | None, on_change: Callable[[Results], None], *,
+    def __init__(self, where: str | None,
+                 on_change: Callable[[Results], Awaitable[None] | None], *,
                  floor: float = DEFAULT_FLOOR, ceiling: float = DEFAULT_CEILING,
                  timeout: float = QUERY_TIMEOUT,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -177,7 +180,9 @@ class AliasResolver:
             self.results = MappingProxyType({n: s.result for n, s in self.targets.items()
                                              if s.result is not None})
             self.counts["updates"] += 1
-            self.on_change(self.results)
+            done = self.on_change(self.results)
+            if inspect.isawaitable(done):
+                await done
 
     async def _refresh_one(self, state: TargetState) -> bool:
         """Ask for one target; True when its answer changed."""
