@@ -253,3 +253,17 @@ def test_a_route53_alias_to_a_cdn_imported_then_served(tmp_path: pathlib.Path,
             assert addresses(front, "shop.example")[1:] == ({"127.0.0.11", "127.0.0.12"},
                                                             EDGE_TTL)
             assert addresses(front, "shop.example", "AAAA")[1:] == ({"2001:db8::11"}, EDGE_TTL)
+
+
+def test_alias_resolver_off_resolves_nothing(tmp_path: pathlib.Path,
+                                             city_mmdb: pathlib.Path) -> None:
+    zones = tmp_path / "zones"
+    write_zone(zones, FRONT)
+    with running(tmp_path, zones=zones, geoip=city_mmdb, args=[
+            *NO_PROBE, "--alias-resolver", "off"]) as front:
+        assert front.query("example.com", "A", timeout=3).rcode() == dns.rcode.SERVFAIL
+        assert addresses(front, "mail.example.com")[1] == {"192.0.2.25"}
+        assert front.events("alias.resolver_off")
+        assert metric(front, 'geostream_alias_resolutions_total{result="ok"}') == 0
+        status, body = front.http_json("/v1/explain?name=example.com&type=A&client=127.0.0.1")
+        assert status == 200 and body["alias"]["resolver"]["state"] == "off"
