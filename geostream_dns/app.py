@@ -7,6 +7,10 @@ endpoint and a watcher task. The watcher polls the store every
 worker thread and publishes a new world around it with one assignment
 (`WorldRef.use_snapshot`); health changes publish new worlds the same way
 (`WorldRef.use_health`). Queries are never blocked or dropped by either.
+ALIAS targets outside the hosted zones are resolved in the background
+(`adapters.alias_resolver`); when their records change, only the answers
+they make are rendered again (`core.build.with_externals`) and published in a
+new world the same way.
 `App.run()` serves until SIGTERM or SIGINT, then closes listeners and waits
 for nothing else.
 """
@@ -22,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.alias_resolver import AliasResolver, Results
 from geostream_dns.adapters.answer_cache import AnswerCache
 from geostream_dns.adapters.builder import SnapshotBuilder
 from geostream_dns.adapters.fleet import Fleet
@@ -34,6 +39,7 @@ from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
+from geostream_dns.core.build import with_externals
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
@@ -78,6 +84,9 @@ class App:
                                on_change=self.health.fleet_changed,
                                on_leader=self.health.leader_changed)
             self.health.attach_fleet(self.fleet)
+        self.alias = AliasResolver(settings.alias_resolver, self._aliases_changed,
+                                   floor=settings.alias_refresh_min,
+                                   ceiling=settings.alias_refresh_max)
         self.builder = SnapshotBuilder(
             self.store, AnswerCache(self.link) if self.link is not None else None)
         self.generation = 0
@@ -143,12 +152,27 @@ class App:
             log.warning("snapshot.stale_skipped", generation=snapshot.generation,
                         serving=self.generation)
             return
+        snapshot = with_externals(snapshot, self.alias.results)
         self.worlds.use_snapshot(snapshot)
+        self.alias.want(snapshot.alias_targets)
         self.health.sync(snapshot)
         self.generation = snapshot.generation
         self.ready = True
         log.info("snapshot.published", generation=snapshot.generation,
                  zones=sorted(z.to_text() for z in snapshot.zones))
+
+    async def _aliases_changed(self, results: Results) -> None:
+        """External ALIAS targets resolved to new records: render their answers again
+        (in a worker thread: thousands of them take a while) and publish."""
+        current = self.world.snapshot
+        loop = asyncio.get_running_loop()
+        snapshot = await loop.run_in_executor(None, with_externals, current, results)
+        if self.world.snapshot is not current:
+            return  # a reload published meanwhile, with these results (`publish`)
+        if snapshot is not current:
+            self.worlds.use_snapshot(snapshot)
+            log.info("alias.published", generation=snapshot.generation,
+                     targets=len(snapshot.alias_targets))
 
     async def reload(self) -> None:
         """Poll the store and publish what changed. One reload at a time: the
@@ -242,6 +266,7 @@ class App:
             self._closers.append(server)
             log.info("http.started", host=self.settings.http[0], port=self.settings.http[1])
         self._tasks.append(asyncio.create_task(self._watch()))
+        self.alias.start()
         if self.fleet is not None:
             self.fleet.start()
 
@@ -259,6 +284,7 @@ class App:
         if self.fleet is not None:
             await self.fleet.stop()
         self.health.stop()
+        self.alias.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:

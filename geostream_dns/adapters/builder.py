@@ -93,7 +93,7 @@ class SnapshotBuilder:
             if source.origin not in units and source.origin in previous.units:
                 units[source.origin] = previous.units[source.origin]
         ordered = [units[s.origin] for s in sources if s.origin in units]
-        return assemble(ordered, generation), report
+        return assemble(ordered, generation, previous.zone_set.externals), report
 
     # -- the cache -------------------------------------------------------------
 

@@ -312,6 +312,35 @@ def store_metrics(app: App) -> Iterator[Metric]:
         value=status.staleness_s or 0.0)
 
 
+def alias_metrics(app: App) -> Iterator[Metric]:
+    """The background resolver of ALIAS targets outside the hosted zones."""
+    alias = app.alias
+    targets = GaugeMetricFamily(
+        "geostream_alias_targets",
+        "ALIAS targets outside the hosted zones, by state: pending (never resolved: "
+        "SERVFAIL), resolved, stale (the resolver fails; the last good answer is served).",
+        labels=["state"])
+    for state, count in sorted(alias.states().items()):
+        targets.add_metric([state], count)
+    yield targets
+    resolutions = CounterMetricFamily(
+        "geostream_alias_resolutions",
+        "Background resolutions of ALIAS targets (A and AAAA), by result (ok, failed).",
+        labels=["result"])
+    for result in ("ok", "failed"):
+        resolutions.add_metric([result], alias.counts[result])
+    yield resolutions
+    yield CounterMetricFamily(
+        "geostream_alias_updates",
+        "Times an ALIAS target's records or TTL changed and its answers were rendered again.",
+        value=alias.counts["updates"])
+    yield GaugeMetricFamily(
+        "geostream_alias_oldest_answer_age_seconds",
+        "Seconds since the oldest ALIAS target answer being served was resolved "
+        "(grows while the resolver fails).",
+        value=alias.oldest_answer_age())
+
+
 def _info(version: str) -> Metric:
     info = GaugeMetricFamily("geostream_build_info", "The GeoStream DNS version running (1).",
                              labels=["version"])
@@ -320,7 +349,7 @@ def _info(version: str) -> Metric:
 
 
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,
-                                             store_metrics, fleet_metrics)
+                                             store_metrics, fleet_metrics, alias_metrics)
 
 
 class AppCollector:

@@ -23,6 +23,11 @@ async def get_explain(request: Request) -> Response:
                          arg("type") or "", arg("client") or "", arg("ecs", required=False))
     except ExplainError as exc:
         raise HttpError(400, str(exc)) from None
+    if result.get("alias") is not None:  # the background resolver's view of the target
+        import dns.name
+
+        result["alias"]["resolver"] = app.alias.describe(
+            dns.name.from_text(result["alias"]["target"]))
     return json_response(result)
 
 

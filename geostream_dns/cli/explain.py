@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
     p.add_argument("--zones", action="append", metavar="DIR",
                    help="zones folder (GEOSTREAM_ZONES, default zones/)")
     p.add_argument("--geoip", metavar="PATH", help="GeoIP mmdb (GEOSTREAM_GEOIP)")
+    p.add_argument("--alias-resolver", metavar="ADDR[:PORT]",
+                   help="resolve ALIAS targets outside the hosted zones once, through this "
+                        "resolver ('system': /etc/resolv.conf); without it they are shown "
+                        "unresolved (the running server's GET /v1/explain shows what it "
+                        "resolved)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -42,11 +47,47 @@ def run(args: argparse.Namespace) -> int:
     except GeoIPError as exc:
         print(f"geostream-dns explain: {exc}", file=sys.stderr)
         return 2
-    world = World.create(build_snapshot(zones, 1), geo=GeoLocator(raw_lookup(reader)))
+    snapshot = build_snapshot(zones, 1)
+    resolver = None
+    if args.alias_resolver and snapshot.alias_targets:
+        try:
+            snapshot, resolver = _resolve_aliases(snapshot, args.alias_resolver)
+        except ValueError as exc:
+            print(f"geostream-dns explain: {exc}", file=sys.stderr)
+            return 2
+    world = World.create(snapshot, geo=GeoLocator(raw_lookup(reader)))
     try:
         result = explain(world, args.name, args.type, args.client, args.ecs)
     except ExplainError as exc:
         print(f"geostream-dns explain: {exc}", file=sys.stderr)
         return 2
+    if result.get("alias") is not None:
+        import dns.name
+
+        target = dns.name.from_text(result["alias"]["target"])
+        result["alias"]["resolver"] = (resolver.describe(target) if resolver is not None
+                                       else None)
     print(json.dumps(result, indent=2) if args.json else format_text(result))
     return 0
+
+
+def _resolve_aliases(snapshot: Any, where: str) -> tuple[Any, Any]:
+    """The snapshot with its external ALIAS targets resolved once through `where`."""
+    import asyncio
+
+    from geostream_dns.adapters.alias_resolver import AliasResolver
+    from geostream_dns.adapters.logging import configure_logging
+    from geostream_dns.config.settings import SYSTEM_RESOLVER, parse_resolver
+    from geostream_dns.core.build import with_externals
+
+    if where != SYSTEM_RESOLVER:
+        parse_resolver(where)
+    configure_logging(os.environ.get("LOG_LEVEL", "warning"))  # to stderr, not the result
+    resolver = AliasResolver(where, lambda results: None)
+
+    async def once() -> None:
+        resolver.want(snapshot.alias_targets)
+        await resolver.refresh(list(resolver.targets.values()))
+
+    asyncio.run(once())
+    return with_externals(snapshot, resolver.results), resolver

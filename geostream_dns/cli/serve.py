@@ -13,11 +13,13 @@ from geostream_dns.config.settings import (
     DEFAULT_HTTP,
     DEFAULT_LISTEN,
     DEFAULT_STATE_DIR,
+    SYSTEM_RESOLVER,
     Settings,
     default_server_id,
     default_site,
     env_list,
     parse_hostport,
+    parse_resolver,
 )
 
 
@@ -59,6 +61,18 @@ def register(sub: Any) -> None:
     p.add_argument("--no-probe", action="store_true",
                    help="do not run the health prober (every value counts as up unless "
                         "its status or a drain says otherwise)")
+    p.add_argument("--alias-resolver", metavar="ADDR[:PORT]",
+                   help="the DNS resolver that ALIAS targets outside the hosted zones (a CDN "
+                        "or load balancer name) are resolved through, in the background "
+                        "(GEOSTREAM_ALIAS_RESOLVER, default: the resolvers of "
+                        "/etc/resolv.conf; 'off': not resolved, such an ALIAS answers "
+                        "SERVFAIL)")
+    p.add_argument("--alias-refresh-min", type=float, default=None, metavar="SECONDS",
+                   help="ask for an ALIAS target at most this often, whatever its TTL "
+                        "(default 5)")
+    p.add_argument("--alias-refresh-max", type=float, default=None, metavar="SECONDS",
+                   help="ask for every ALIAS target at least this often, whatever its TTL "
+                        "(default 3600)")
     p.set_defaults(func=run)
 
 
@@ -74,7 +88,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         from geostream_dns.adapters.redis_link import parse_redis_url
 
         parse_redis_url(redis_url)  # a bad URL is an error at start, never ignored
+    alias_resolver = args.alias_resolver or env.get("GEOSTREAM_ALIAS_RESOLVER") or SYSTEM_RESOLVER
+    if alias_resolver == "off":
+        alias_resolver = None
+    elif alias_resolver != SYSTEM_RESOLVER:
+        parse_resolver(alias_resolver)  # a bad address is an error at start
+    refresh_min = args.alias_refresh_min if args.alias_refresh_min is not None else 5.0
+    refresh_max = args.alias_refresh_max if args.alias_refresh_max is not None else 3600.0
+    if not 0 < refresh_min <= refresh_max:
+        raise ValueError("--alias-refresh-min must be above 0 and at most --alias-refresh-max")
     return Settings(
+        alias_resolver=alias_resolver,
+        alias_refresh_min=refresh_min,
+        alias_refresh_max=refresh_max,
         listen=listen,
         http=http,
         zones=tuple(pathlib.Path(z) for z in zones),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pathlib
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 DEFAULT_LISTEN = "127.0.0.1:8053"
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_STATE_DIR = ".geostream-state"
+SYSTEM_RESOLVER = "system"  # --alias-resolver default: the resolvers of /etc/resolv.conf
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
@@ -30,6 +32,34 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
+def parse_resolver(text: str) -> tuple[str, int]:
+    """`ADDR` or `ADDR:PORT` (IPv6 as `[ADDR]:PORT` or a bare address) -> (address, port)."""
+    text = text.strip()
+    port = 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"expected [IPv6]:PORT, got {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"bad port in {text!r}")
+        port = int(port_text)
+    else:
+        host = text
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"the ALIAS resolver must be an IP address (ADDR[:PORT]), "
+                         f"got {text!r}") from None
+    if not 0 < port <= 65535:
+        raise ValueError(f"bad port in {text!r}")
+    return host, port
+
+
+
 @dataclass(frozen=True)
 class Settings:
     listen: tuple[tuple[str, int], ...] = (parse_hostport(DEFAULT_LISTEN),)
@@ -49,6 +79,11 @@ class Settings:
     server_id: str = ""  # unique in the fleet (default: host name and first DNS port)
     redis_prefix: str = "geostream:"
     reload_interval: float = 0.25
+    # where ALIAS targets outside the hosted zones are resolved: "ADDR[:PORT]",
+    # "system" (/etc/resolv.conf), or None (not resolved: their ALIAS answers SERVFAIL)
+    alias_resolver: str | None = None
+    alias_refresh_min: float = 5.0  # seconds: a target is never asked for more often
+    alias_refresh_max: float = 3600.0  # seconds: every target is asked for at least this often
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -15,6 +15,12 @@ How this works, in two steps:
    whole set (a routed name becomes a `RoutedName`, anything else is
    rendered).
 
+An ALIAS whose target is outside the hosted zones (a CDN or load balancer
+name) answers with what the background resolver last found for the target.
+`assemble` notes, per such target, the questions whose answers it makes
+(`Snapshot.alias_questions`), and `with_externals` renders just those again
+into a new snapshot when the resolver finds something new.
+
 `build_snapshot` does both for validated zones, reusing the compiled zones of
 the previous snapshot whose `Zone` object did not change (stores hand back
 the very same objects for zones that did not change) and whose child zones
@@ -23,6 +29,7 @@ are the same: a one-record change among 10,000 zones compiles one zone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 import dns.name
@@ -36,6 +43,7 @@ from geostream_dns.core.outcome import SNAPSHOT, STATIC, Outcomes
 from geostream_dns.core.snapshot import (
     ALIAS,
     CompiledZone,
+    ExternalTarget,
     Snapshot,
     ZoneSet,
     ZoneTree,
@@ -121,7 +129,7 @@ def _self_contained(tree: ZoneTree, name: dns.name.Name, res: Resolution,
     """True when the answer would be the same whatever other zones are hosted:
     every record is the zone's own, and no CNAME or ALIAS on the way points out
     of the zone (or into a hosted child zone)."""
-    if res.zone is not tree:
+    if res.zone is not tree or res.external is not None:
         return False
     origin = tree.origin
 
@@ -144,22 +152,27 @@ def _self_contained(tree: ZoneTree, name: dns.name.Name, res: Resolution,
     return True
 
 
-def assemble(units: Iterable[CompiledZone], generation: int) -> Snapshot:
-    """Put compiled zones together; look up and render what each one deferred."""
+def assemble(units: Iterable[CompiledZone], generation: int,
+             externals: Mapping[dns.name.Name, ExternalTarget] | None = None) -> Snapshot:
+    """Put compiled zones together; look up and render what each one deferred.
+    `externals`: what the ALIAS targets outside the hosted zones resolved to."""
     units = list(units)
     trees = {unit.tree.origin: unit.tree for unit in units}
-    zone_set = ZoneSet.of(trees)
+    zone_set = ZoneSet.of(trees, externals)
     answers: dict[bytes, Answer] = {}
     for unit in units:
         answers.update(unit.answers)
     routed: dict[bytes, RoutedName] = {}
+    alias_questions: dict[dns.name.Name, list[tuple[dns.name.Name, int]]] = {}
     outcomes = Outcomes()
     for unit in units:
         for name, rdtype in unit.deferred:
             key = question_key(name, rdtype)
+            res = lookup(zone_set, name, rdtype)
+            if res.external is not None:
+                alias_questions.setdefault(res.external, []).append((name, rdtype))
             if not key_is_safe(key):
                 continue
-            res = lookup(zone_set, name, rdtype)
             zone = res.zone.origin.to_text() if res.zone is not None else ""
             if res.routed:
                 routed[key] = RoutedName(name, res, zone)
@@ -171,7 +184,34 @@ def assemble(units: Iterable[CompiledZone], generation: int) -> Snapshot:
     for unit in units:
         targets.update(unit.targets)
     return Snapshot(generation, zone_set, answers, routed,
-                    {unit.tree.origin.to_text(): unit for unit in units}, targets)
+                    {unit.tree.origin.to_text(): unit for unit in units}, targets,
+                    {target: tuple(questions) for target, questions in alias_questions.items()})
+
+
+def with_externals(snapshot: Snapshot,
+                   externals: Mapping[dns.name.Name, ExternalTarget]) -> Snapshot:
+    """The snapshot with the ALIAS targets outside the hosted zones answered from
+    `externals`: only the answers of targets whose records changed are rendered
+    again; the snapshot itself when none did."""
+    old = snapshot.zone_set.externals
+    wanted = snapshot.alias_questions
+    kept = {target: externals[target] for target in wanted if target in externals}
+    changed = [target for target in wanted if kept.get(target) != old.get(target)]
+    if not changed and len(kept) == len(old):
+        return snapshot
+    zone_set = ZoneSet(snapshot.zone_set.trees, snapshot.zone_set.index, kept)
+    answers = dict(snapshot.answers)
+    outcomes = Outcomes()
+    for target in changed:
+        for name, rdtype in wanted[target]:
+            key = question_key(name, rdtype)
+            if not key_is_safe(key) or key in snapshot.routed:
+                continue
+            res = lookup(zone_set, name, rdtype)
+            zone = res.zone.origin.to_text() if res.zone is not None else ""
+            outcome = outcomes.get(rdtype, res.rcode, zone, STATIC, SNAPSHOT)
+            answers[key] = render_answer(name, rdtype, res, outcome)
+    return dataclasses.replace(snapshot, zone_set=zone_set, answers=answers)
 
 
 def build_snapshot(zones: Iterable[Zone], generation: int,
@@ -188,4 +228,5 @@ def build_snapshot(zones: Iterable[Zone], generation: int,
         if unit is None or unit.source is not zone or unit.key != key:
             unit = compile_unit(zone, key, children[zone.origin], outcomes)
         units.append(unit)
-    return assemble(units, generation)
+    return assemble(units, generation,
+                    previous.zone_set.externals if previous is not None else None)

@@ -8,6 +8,14 @@ glue, except DS at the cut which the parent answers), wildcards with the
 closest-encloser rule and empty non-terminals (RFC 4592), CNAME chains across
 hosted zones (RFC 6604 rcode of the last name), ALIAS flattening and minimal
 ANY answers (RFC 8482).
+
+An ALIAS answers A and AAAA with its target's records and the target's TTL.
+A target inside the hosted zones is looked up here; a target outside them (or
+below a delegation) is *external*: its records are what the background
+resolver last found (`ZoneSet.external`), and until it has found anything the
+answer is SERVFAIL, so resolvers retry rather than cache an empty answer. A
+resolution that used an external target names it (`Resolution.external`), so
+its answer can be rendered again when the target's records change.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ import dns.name
 import dns.rdatatype
 
 from geostream_dns.core.render import RRs
-from geostream_dns.core.snapshot import ALIAS, Node, RRsetData, ZoneTree
-from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED
+from geostream_dns.core.snapshot import ALIAS, ExternalTarget, Node, RRsetData, ZoneTree
+from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED, SERVFAIL
 
 MAX_CHAIN = 12  # CNAME hops followed before giving up (loops end here too)
 WILDCARD = b"*"
@@ -61,6 +69,7 @@ class Resolution:
     authority: tuple[RRs, ...] = ()
     additional: tuple[RRs, ...] = ()
     zone: ZoneTree | None = None
+    external: dns.name.Name | None = None  # the external ALIAS target the answer comes from
 
     @property
     def routed(self) -> bool:
@@ -72,6 +81,8 @@ REFUSED_RESOLUTION = Resolution(REFUSED, False)
 
 class ZoneFinder(Protocol):
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None: ...
+
+    def external(self, target: dns.name.Name) -> ExternalTarget | None: ...
 
 
 def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
@@ -99,10 +110,21 @@ def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
             answer.append(Part(name, found, found.ttl))
             return Resolution(NOERROR, True, tuple(answer), zone=zone)
         if qtype in (A, AAAA) and ALIAS in node:
-            alias = node[ALIAS]
-            flattened = _flatten_alias(zones, alias, qtype)
-            if flattened is not None:
-                answer.append(Part(name, flattened, alias.ttl))
+            target = node[ALIAS].alias
+            assert target is not None
+            if is_external(zones, target):
+                resolved = zones.external(target)
+                if resolved is None:  # not resolved yet: nothing to answer with
+                    return Resolution(SERVFAIL, False, zone=zone, external=target)
+                flattened = resolved.rrset(qtype)
+                if flattened is None:
+                    return Resolution(NOERROR, True, tuple(answer), (_negative_soa(zone),),
+                                      zone=zone, external=target)
+                answer.append(Part(name, flattened, flattened.ttl))
+                return Resolution(NOERROR, True, tuple(answer), zone=zone, external=target)
+            flattened = _flatten_alias(zones, target, qtype)
+            if flattened is not None:  # answered with the target's own TTL
+                answer.append(Part(name, flattened, flattened.ttl))
                 return Resolution(NOERROR, True, tuple(answer), zone=zone)
         cname = node.get(CNAME)
         if cname is None:
@@ -149,14 +171,21 @@ def _referral(zone: ZoneTree, cut: dns.name.Name) -> Resolution:
     return Resolution(NOERROR, False, (), (RRs(cut, NS, ns.ttl, ns.rdatas),), tuple(glue), zone)
 
 
-def _flatten_alias(zones: ZoneFinder, alias: RRsetData, qtype: int) -> RRsetData | None:
-    assert alias.alias is not None
-    target_zone = zones.find_zone(alias.alias)
+def is_external(zones: ZoneFinder, target: dns.name.Name) -> bool:
+    """True for an ALIAS target the hosted zones do not answer for: outside every
+    hosted zone, or at or below a delegation."""
+    target_zone = zones.find_zone(target)
+    return target_zone is None or target_zone.find_cut(target) is not None
+
+
+def _flatten_alias(zones: ZoneFinder, target: dns.name.Name, qtype: int) -> RRsetData | None:
+    """The in-zone target's records of `qtype` (routed when the target is)."""
+    target_zone = zones.find_zone(target)
     if target_zone is None:
         return None
-    node = target_zone.nodes.get(alias.alias)
+    node = target_zone.nodes.get(target)
     if node is None:  # a target only a wildcard covers (config accepts it)
-        node = _wildcard(target_zone, alias.alias)
+        node = _wildcard(target_zone, target)
     return node.get(qtype) if node is not None else None
 
 

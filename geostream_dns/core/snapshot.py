@@ -139,15 +139,42 @@ class ZoneTree:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalTarget:
+    """What an ALIAS target outside the hosted zones resolved to, as last resolved
+    in the background (adapters/alias_resolver.py): its A and AAAA records, each
+    with the TTL the target's own servers gave. No records: the target has none
+    of that type (or does not exist)."""
+
+    a: tuple[dns.rdata.Rdata, ...] = ()
+    a_ttl: int = 0
+    aaaa: tuple[dns.rdata.Rdata, ...] = ()
+    aaaa_ttl: int = 0
+
+    def rrset(self, qtype: int) -> RRsetData | None:
+        """The records answering `qtype` (A or AAAA), or None when there are none."""
+        if qtype == dns.rdatatype.A:
+            return RRsetData(qtype, self.a_ttl, self.a) if self.a else None
+        return RRsetData(qtype, self.aaaa_ttl, self.aaaa) if self.aaaa else None
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneSet:
-    """Hosted zones, found by the most specific origin containing a name."""
+    """Hosted zones, found by the most specific origin containing a name, and what
+    the ALIAS targets outside them resolved to (absent: not resolved yet)."""
 
     trees: Mapping[dns.name.Name, ZoneTree]
     index: Mapping[tuple[bytes, ...], ZoneTree]
+    externals: Mapping[dns.name.Name, ExternalTarget] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, trees: Mapping[dns.name.Name, ZoneTree]) -> ZoneSet:
-        return cls(trees, {label_key(origin.labels): tree for origin, tree in trees.items()})
+    def of(cls, trees: Mapping[dns.name.Name, ZoneTree],
+           externals: Mapping[dns.name.Name, ExternalTarget] | None = None) -> ZoneSet:
+        return cls(trees, {label_key(origin.labels): tree for origin, tree in trees.items()},
+                   externals if externals is not None else {})
+
+    def external(self, target: dns.name.Name) -> ExternalTarget | None:
+        """What an ALIAS target outside the hosted zones resolved to; None: not yet."""
+        return self.externals.get(target)
 
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None:
         labels = label_key(name.labels)
@@ -188,6 +215,14 @@ class Snapshot:
     units: Mapping[str, CompiledZone] = field(default_factory=dict)
     # every (zone, check, value) a routed record asks to check, with its check
     health_targets: Mapping[HealthKey, HealthCheck] = field(default_factory=dict)
+    # each ALIAS target outside the hosted zones -> the questions whose answers it makes
+    alias_questions: Mapping[dns.name.Name, tuple[tuple[dns.name.Name, int], ...]] = field(
+        default_factory=dict)
+
+    @property
+    def alias_targets(self) -> frozenset[dns.name.Name]:
+        """The ALIAS targets outside the hosted zones, resolved in the background."""
+        return frozenset(self.alias_questions)
 
     @property
     def zones(self) -> Mapping[dns.name.Name, ZoneTree]:

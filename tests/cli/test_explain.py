@@ -129,3 +129,33 @@ def test_an_ipv4_mapped_client_is_located_as_ipv4(city_mmdb: pathlib.Path) -> No
                                "--json").stdout)
     assert mapped["location"] == plain["location"]
     assert mapped["location"]["network_prefix"] == 25
+
+
+def test_an_external_alias_target_unresolved_then_resolved_once(
+        city_mmdb: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from tests.support.zones import write_zone
+
+    front = tmp_path / "front"
+    write_zone(front, "'@': {type: ALIAS, value: edge.cdn.test.}\n")
+    upstream = tmp_path / "up" / "zones"
+    write_zone(upstream, "edge: {type: A, ttl: 42, value: 127.0.0.11}\n", "cdn.test.")
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("explain", "example.com", "A", "--client", "192.0.2.1", "--zones",
+                       front, "--geoip", city_mmdb, *extra)
+
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert "ALIAS to edge.cdn.test." in out.stdout
+    assert "not resolved (until it is, the ALIAS answers SERVFAIL)" in out.stdout
+    assert "answer (SERVFAIL)" in out.stdout
+    with running(tmp_path / "up", zones=upstream, geoip=city_mmdb, http=False,
+                 args=["--no-probe"]) as server:
+        out = run("--alias-resolver", f"127.0.0.1:{server.port}")
+        assert out.returncode == 0, out.stderr
+        assert "A: 127.0.0.11 (TTL 42)" in out.stdout
+        assert "example.com. 42 A 127.0.0.11" in out.stdout
+        result = json.loads(run("--alias-resolver", f"127.0.0.1:{server.port}",
+                                "--json").stdout)
+        assert result["alias"]["resolved"] is True
+        assert result["alias"]["resolver"]["state"] == "resolved"

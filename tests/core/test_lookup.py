@@ -112,10 +112,11 @@ CASES: list[tuple[str, str, str, Want]] = [
     ("nodata-soa-ttl-smaller", "www.example.org.", "MX", Want(authority=ORG_SOA)),
     ("nxdomain-soa-ttl-smaller", "nothing.example.org.", "A",
      Want("NXDOMAIN", authority=ORG_SOA)),
-    # ALIAS at the apex is answered as its target's A/AAAA, with the ALIAS TTL
+    # ALIAS at the apex is answered as its target's A/AAAA, with the target's TTL
+    # (www's 120, not the ALIAS's own 300), as a Route 53 alias is
     ("alias-a", "example.com.", "A", Want(answer=(
-        "example.com. 300 A 192.0.2.10", "example.com. 300 A 192.0.2.11"))),
-    ("alias-aaaa", "example.com.", "AAAA", Want(answer=("example.com. 300 AAAA 2001:db8::10",))),
+        "example.com. 120 A 192.0.2.10", "example.com. 120 A 192.0.2.11"))),
+    ("alias-aaaa", "example.com.", "AAAA", Want(answer=("example.com. 120 AAAA 2001:db8::10",))),
     ("alias-target-covered-by-a-wildcard", "example.org.", "A", Want(answer=(
         "example.org. 30 A 198.51.100.99",))),
     ("alias-target-covered-by-a-wildcard-nodata", "example.org.", "AAAA",

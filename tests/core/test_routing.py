@@ -392,6 +392,9 @@ api: {type: CNAME, ttl: 600, value: www.example.com.}
         assert values(reply) == ["198.51.100.10"] and ecs_scope(reply) == 25
         reply = resolve(resolver, UNKNOWN, "203.0.113.0/24", name="example.com.")
         assert reply.answer[0].name.to_text() == "example.com."
+        # the routed target's TTL (30), not the ALIAS's (the zone's 300): the apex
+        # fails over as fast as the name it is aliased to
+        assert [r.ttl for r in reply.answer] == [30]
         assert values(reply) == ["203.0.113.10"] and ecs_scope(reply) == 24
 
 

@@ -7,12 +7,14 @@ import tempfile
 
 from tests.import_corpus.corpus import figures, import_all
 from tests.import_corpus.serve import answer_check
+from tests.support.geoip import write_mmdb
 
 
 def main() -> None:
     results = import_all()
     with tempfile.TemporaryDirectory(prefix="geostream-corpus-") as folder:
-        answers = answer_check(results, pathlib.Path(folder))
+        base = pathlib.Path(folder)
+        answers = answer_check(results, base, write_mmdb(base / "city.mmdb"))
     for line in figures(results, answers):
         print(line)
     for wrong in answers.wrong:

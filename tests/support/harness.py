@@ -57,6 +57,7 @@ STOP_TIMEOUT = 5.0  # seconds a server may take to exit after SIGTERM
 KILL_TIMEOUT = 5.0  # seconds to reap a process after SIGKILL
 QUERY_TIMEOUT = 2.0
 HTTP_TIMEOUT = 5.0
+NOWHERE_RESOLVER = "127.0.0.1:9"  # loopback, a port below 1024 no test can bind
 READY_PROBE = "ns1.example.com."  # any reply to it proves the DNS port answers
 
 Listen = tuple[str, int]
@@ -110,11 +111,16 @@ def format_listen(host: str, port: int) -> str:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without the server's settings, plus `extra`."""
+    """This process's environment without the server's settings, plus `extra`.
+
+    ALIAS targets outside the hosted zones are resolved through a loopback port
+    nobody answers on (NOWHERE_RESOLVER) unless the test says otherwise: the
+    server's default, the system resolver, is off loopback."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL")
            and not k.startswith("GEOSTREAM_")}
     env["LOG_LEVEL"] = "info"
+    env["GEOSTREAM_ALIAS_RESOLVER"] = NOWHERE_RESOLVER
     env.update(extra or {})
     return env
 

@@ -107,6 +107,18 @@ def explain(world: World, name: str, rtype: str, client: str,
                          "ttl": r.ttl, "values": [x.to_text() for x in r.rdatas]}
                         for r in res.authority]
     out["ecs_scope"] = scope if ecs is not None else None  # select keeps it <= the source
+    out["alias"] = _alias_json(world, res.external) if res.external is not None else None
+    return out
+
+
+def _alias_json(world: World, target: dns.name.Name) -> dict[str, Any]:
+    """An ALIAS target outside the hosted zones: what the server resolved it to."""
+    found = world.snapshot.zone_set.external(target)
+    out: dict[str, Any] = {"target": target.to_text(), "external": True,
+                           "resolved": found is not None}
+    if found is not None:
+        out["a"] = {"ttl": found.a_ttl, "values": [r.to_text() for r in found.a]}
+        out["aaaa"] = {"ttl": found.aaaa_ttl, "values": [r.to_text() for r in found.aaaa]}
     return out
 
 
@@ -154,6 +166,24 @@ def format_text(result: dict[str, Any]) -> str:
                 lines.append(f"    {step['step']}")
         lines.append(f"    => pool {routed['pool'] or '-'} ({routed['answer_mode']}):"
                      f" {', '.join(routed['values'])}")
+    alias = result.get("alias")
+    if alias is not None:
+        lines.append(f"  ALIAS to {alias['target']} (outside the hosted zones, resolved in "
+                     f"the background):")
+        if alias["resolved"]:
+            for rtype in ("a", "aaaa"):
+                got = alias[rtype]
+                values = ", ".join(got["values"]) or "none"
+                ttl = f" (TTL {got['ttl']})" if got["values"] else ""
+                lines.append(f"    {rtype.upper()}: {values}{ttl}")
+        else:
+            lines.append("    not resolved (until it is, the ALIAS answers SERVFAIL)")
+        resolver = alias.get("resolver")
+        if resolver is not None:
+            error = f", last error: {resolver['last_error']}" if resolver["last_error"] else ""
+            lines.append(f"    resolver {resolver['resolver'] or 'off'}: {resolver['state']}, "
+                         f"{resolver['attempts']} attempts, "
+                         f"{resolver['consecutive_failures']} failing{error}")
     lines.append(f"  answer ({result['rcode']}):")
     for r in result["answer"]:
         lines.append(f"    {r['name']} {r['ttl']} {r['type']} {r['value']}")
