@@ -50,9 +50,11 @@ $(STAMP): pyproject.toml | $(VPY)
 run: venv
 	$(VENV)/bin/geostream-dns serve --zones zones/ --listen 127.0.0.1:8053 --listen '[::1]:8053' --http 127.0.0.1:8080
 
-## tools: dig (bind9-dnsutils)
+## tools: dig (bind9-dnsutils) and unbound (a real resolver in front, for the RRL tests)
 tools:
 	@command -v dig >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq bind9-dnsutils; }
+	@{ command -v unbound || test -x /usr/sbin/unbound; } >/dev/null 2>&1 || \
+	    { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends unbound; }
 
 ## deploy-tools: what tests/deploy runs: docker-compose, promtool + prometheus, systemd-analyze, checkov
 deploy-tools: $(CHECKOV_STAMP)
