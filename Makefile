@@ -23,7 +23,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: venv run test tools deploy-tools services smoke bench failover-drill fleet-drill lint clean distclean
+.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench failover-drill fleet-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -92,6 +92,13 @@ smoke: venv tools
 bench: venv
 	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
 	$(VPY) scripts/bench.py $(BENCH_ARGS)
+
+## rrl-bench: response-rate limiting and cookies: cost per query, a flood from one /24,
+## 60,000 source networks and the RSS (RRL_BENCH_ARGS="--seconds 5 --sources 60000")
+RRL_BENCH_ARGS ?=
+rrl-bench: venv
+	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
+	timeout 600 $(VPY) scripts/rrl_bench.py $(RRL_BENCH_ARGS)
 
 ## failover-drill: stop a real HTTP endpoint, time its failover and recovery in DNS answers
 failover-drill: venv

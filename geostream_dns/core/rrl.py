@@ -16,8 +16,10 @@ account in debt for as long as it lasts: a flood gets `rate` answers, not
 
 The table holds at most `size` accounts, least recently used dropped first,
 whatever the number of sources: an OrderedDict whose `move_to_end` and
-`popitem` are C calls. An account is a 3-item list (balance, last time
-charged, limited responses since the last slip), changed in place, so
+`popitem` are C calls. Recency is kept to the second (an account moves to
+the recent end at most once a second), which spares the move on nearly
+every query. An account is a 4-item list (balance, last time charged,
+limited responses since the last slip, last move), changed in place, so
 charging an account that is within its limit allocates nothing.
 """
 
@@ -68,12 +70,15 @@ class RateLimiter:
         if account is None:
             if len(accounts) >= self.size:
                 accounts.popitem(last=False)  # the least recently charged
-            accounts[key] = [self.rate - 1.0, now, 0.0]
+            accounts[key] = [self.rate - 1.0, now, 0.0, now]
             return SEND
-        accounts.move_to_end(key)
-        balance = account[0] + (now - account[1]) * self.rate
-        if balance > self.rate:
-            balance = self.rate
+        if now - account[3] >= 1.0:  # recency to the second: one move a second at most
+            accounts.move_to_end(key)
+            account[3] = now
+        rate = self.rate
+        balance = account[0] + (now - account[1]) * rate
+        if balance > rate:
+            balance = rate
         balance -= 1.0
         account[1] = now
         if balance >= 0.0:

@@ -76,11 +76,14 @@ def test_the_table_keeps_at_most_size_accounts_least_recently_used_dropped() -> 
     limiter = RateLimiter(rate=1, window=1, slip=0, size=3)
     for key in "abc":
         limiter.charge(key, 0.0)
-    limiter.charge("a", 0.0)  # a is now the most recent (and limited)
-    limiter.charge("d", 0.0)  # b, the least recent, goes
+    limiter.charge("a", 0.0)  # within the same second: recency is kept to the second
+    assert list(limiter.accounts) == ["a", "b", "c"]
+    limiter.charge("a", 1.0)  # a is now the most recent
+    limiter.charge("a", 1.0)  # (and limited)
+    limiter.charge("d", 1.0)  # b, the least recent, goes
     assert list(limiter.accounts) == ["c", "a", "d"]
     assert len(limiter) == 3
-    assert limiter.charge("a", 0.0) == DROP  # still limited: it was kept
+    assert limiter.charge("a", 1.0) == DROP  # still limited: it was kept
 
 
 @pytest.mark.parametrize(("options", "message"), [
