@@ -29,17 +29,20 @@ import structlog
 from geostream_dns.adapters.alias_resolver import AliasResolver, Results
 from geostream_dns.adapters.answer_cache import AnswerCache
 from geostream_dns.adapters.builder import SnapshotBuilder
+from geostream_dns.adapters.cookie_secret import CookieSecret
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
 from geostream_dns.adapters.probes import prober_for
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
+from geostream_dns.adapters.rrl import ResponseLimiter
 from geostream_dns.adapters.stats import QueryStats, StatsFiles
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import with_externals
+from geostream_dns.core.cookies import SECRET_LEN, Cookies
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
@@ -56,7 +59,11 @@ class App:
         self.stats = QueryStats()
         self.store = make_store(settings)
         self.geoip = open_reader(settings.geoip)
-        self.worlds = WorldRef(World.create(geo=GeoLocator(raw_lookup(self.geoip))))
+        # The cookie secret here is a stand-in until `start` loads the fleet's.
+        self.worlds = WorldRef(World.create(geo=GeoLocator(raw_lookup(self.geoip)),
+                                            cookies=Cookies(os.urandom(SECRET_LEN)),
+                                            server_id=settings.server_id.encode()))
+        self.limiter = ResponseLimiter(settings.rrl) if settings.rrl.rate > 0 else None
         # With --workers, worker 0 probes and shares its down-set through a file
         # the others follow, so every target is probed once and all workers
         # answer alike; drains reach them through the drain store.
@@ -87,6 +94,9 @@ class App:
         self.alias = AliasResolver(settings.alias_resolver, self._aliases_changed,
                                    floor=settings.alias_refresh_min,
                                    ceiling=settings.alias_refresh_max)
+        self.cookie_secret = CookieSecret(self.worlds.world.cookies, settings.state_dir,
+                                          rotation=settings.cookie_rotation, link=self.link,
+                                          keeper=worker == 0)
         self.builder = SnapshotBuilder(
             self.store, AnswerCache(self.link) if self.link is not None else None)
         self.generation = 0
@@ -203,6 +213,9 @@ class App:
         """This process's counters kept outside the query stats."""
         geo = self.world.geo
         out = {"geoip_hit": geo.hits, "geoip_miss": geo.misses}
+        if self.limiter is not None:
+            out.update(rrl_drop=self.limiter.drops, rrl_slip=self.limiter.slips,
+                       rrl_accounts=self.limiter.accounts)
         cache = self.builder.cache
         if cache is not None:
             out.update({f"redis_{k}": v for k, v in cache.counts.items()})
@@ -250,9 +263,11 @@ class App:
                          leader=self.fleet.leader)
             self.health.follow_fleet()
         await self.reload()
+        if self.settings.listen:
+            await self.cookie_secret.start()
         for host, port in self.settings.listen:
             reuse = self.settings.workers > 1
-            udp = await start_udp(self.worlds, self.stats, host, port, reuse)
+            udp = await start_udp(self.worlds, self.stats, host, port, reuse, self.limiter)
             self._closers.append(udp)
             tcp = await start_tcp(
                 TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout),
@@ -285,6 +300,7 @@ class App:
             await self.fleet.stop()
         self.health.stop()
         self.alias.stop()
+        self.cookie_secret.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:

@@ -97,10 +97,13 @@ def query_metrics(app: App) -> Iterator[Metric]:
     by_tier: dict[tuple[str, str], int] = {}
     ecs = {"present": 0, "absent": 0}
     all_down = 0
+    cookies = 0
     for (transport, values), count in stats.folded.items():
         outcome = Outcome(*values)  # type: ignore[arg-type]
         labels = (transport, *query_labels(outcome.qtype, outcome.rcode))
         by_query[labels] = by_query.get(labels, 0) + count
+        if outcome.cookie:
+            cookies += count
         if outcome.path == DROPPED:
             continue
         ecs["present" if outcome.scope is not None else "absent"] += count
@@ -160,6 +163,19 @@ def query_metrics(app: App) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
         "the client retries over TCP).", value=stats.truncated)
+    rrl = CounterMetricFamily(
+        "geostream_rrl_actions", "UDP responses held back by response-rate limiting: "
+        "dropped, or slipped (sent truncated, or BADCOOKIE to a client with a cookie).",
+        labels=["action"])
+    for action in ("drop", "slip"):
+        rrl.add_metric([action], extra.get(f"rrl_{action}", 0))
+    yield rrl
+    yield GaugeMetricFamily(
+        "geostream_rrl_accounts", "Response-rate limiting accounts (client network and "
+        "response kind) held, every worker's.", value=extra.get("rrl_accounts", 0))
+    yield CounterMetricFamily(
+        "geostream_dns_cookie_valid_queries", "Queries that held a valid server cookie "
+        "(DNS Cookies; never rate limited).", value=cookies)
 
     buckets = list(stats.latency_buckets)
     yield HistogramMetricFamily(

@@ -1,4 +1,10 @@
-"""The UDP transport: datagrams in, `resolve`, datagrams out."""
+"""The UDP transport: datagrams in, `resolve`, response-rate limiting, datagrams out.
+
+With a `ResponseLimiter` (adapters/rrl.py), each reply is charged to its
+client network's account before it is sent: a limited reply is dropped, or
+replaced by a tiny truncated one (`core.resolve.limited_reply`) when it
+slips. A query that held a valid server cookie is never limited.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,22 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.rrl import ResponseLimiter
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import BOUNDS_NS, SIZE_BUCKETS, QueryStats
-from geostream_dns.core.resolve import resolve
+from geostream_dns.core.resolve import limited_reply, resolve
+from geostream_dns.core.rrl import SLIP
 from geostream_dns.core.world import WorldRef
 
 log = structlog.get_logger("geostream.udp")
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, worlds: WorldRef, stats: QueryStats) -> None:
+    def __init__(self, worlds: WorldRef, stats: QueryStats,
+                 limiter: ResponseLimiter | None = None) -> None:
         self.worlds = worlds
         self.stats = stats
+        self.limiter = limiter
         self.counts = stats.counts["udp"]
         self.sizes = stats.size_buckets["udp"]
         self.transport: asyncio.DatagramTransport | None = None
@@ -33,6 +43,16 @@ class UdpServer(asyncio.DatagramProtocol):
         start = perf_counter_ns()
         try:
             response, outcome = resolve(data, addr[0], self.worlds.world)
+            limiter = self.limiter
+            if limiter is not None and response is not None and not outcome.cookie:
+                action = limiter.check(data, addr[0], outcome)
+                if action:
+                    if action == SLIP:
+                        limiter.slips += 1
+                        response = limited_reply(data, addr[0], self.worlds.world)
+                    else:
+                        limiter.drops += 1
+                        response = None
         except Exception:  # noqa: BLE001 - a bad packet must never stop the server
             self.stats.errors += 1
             log.exception("query.failed", transport="udp")
@@ -58,10 +78,11 @@ class UdpServer(asyncio.DatagramProtocol):
 
 
 async def start_udp(worlds: WorldRef, stats: QueryStats, host: str, port: int,
-                    reuse_port: bool = False) -> asyncio.DatagramTransport:
+                    reuse_port: bool = False,
+                    limiter: ResponseLimiter | None = None) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(worlds, stats),
+        lambda: UdpServer(worlds, stats, limiter),
         sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     )
     return transport

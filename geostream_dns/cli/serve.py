@@ -9,6 +9,7 @@ import pathlib
 import sys
 from typing import Any
 
+from geostream_dns.cli.abuse_options import add_abuse_options, cookie_rotation, rrl_settings
 from geostream_dns.config.settings import (
     DEFAULT_HTTP,
     DEFAULT_LISTEN,
@@ -47,7 +48,8 @@ def register(sub: Any) -> None:
                    help="the place this server probes from (GEOSTREAM_SITE, default the "
                         "host name)")
     p.add_argument("--server-id", metavar="ID",
-                   help="this server's name in the fleet, unique (GEOSTREAM_SERVER_ID, "
+                   help="this server's name in the fleet, unique; also the answer to NSID "
+                        "and to CH TXT id.server and hostname.bind (GEOSTREAM_SERVER_ID, "
                         "default the host name and the first DNS port)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes sharing the DNS ports with SO_REUSEPORT "
@@ -73,6 +75,7 @@ def register(sub: Any) -> None:
     p.add_argument("--alias-refresh-max", type=float, default=None, metavar="SECONDS",
                    help="ask for every ALIAS target at least this often, whatever its TTL "
                         "(default 3600)")
+    add_abuse_options(p)
     p.set_defaults(func=run)
 
 
@@ -119,6 +122,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_token=env.get("GEOSTREAM_API_TOKEN") or None,
         tcp_idle_timeout=args.tcp_idle_timeout,
         probe=not args.no_probe,
+        rrl=rrl_settings(args),
+        cookie_rotation=cookie_rotation(args),
     )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import pathlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from geostream_dns.core.rrl import DEFAULT_RATE, DEFAULT_SLIP, DEFAULT_TABLE_SIZE, DEFAULT_WINDOW
 
 DEFAULT_LISTEN = "127.0.0.1:8053"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -59,6 +62,58 @@ def parse_resolver(text: str) -> tuple[str, int]:
     return host, port
 
 
+DEFAULT_RRL_EXEMPT = ("127.0.0.0/8", "::1/128")
+DEFAULT_RRL_PREFIX_V4 = 24
+DEFAULT_RRL_PREFIX_V6 = 56
+DEFAULT_COOKIE_ROTATION = 86_400.0  # seconds between rotations of the cookie secret
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RrlSettings:
+    """Response-rate limiting (`serve --rrl-*`); checked when made."""
+
+    rate: float = DEFAULT_RATE  # responses per second and account; 0: no limiting
+    window: float = DEFAULT_WINDOW
+    slip: int = DEFAULT_SLIP
+    table_size: int = DEFAULT_TABLE_SIZE
+    prefix_v4: int = DEFAULT_RRL_PREFIX_V4
+    prefix_v6: int = DEFAULT_RRL_PREFIX_V6
+    exempt: tuple[str, ...] = DEFAULT_RRL_EXEMPT
+
+    def __post_init__(self) -> None:
+        if self.rate < 0:
+            raise ValueError(f"--rrl-rate {self.rate}: must be 0 (off) or more")
+        if self.rate and self.window < 1:
+            raise ValueError(f"--rrl-window {self.window}: must be at least 1 second")
+        if self.slip < 0:
+            raise ValueError(f"--rrl-slip {self.slip}: must be 0 (never) or more")
+        if self.table_size < 1:
+            raise ValueError(f"--rrl-table-size {self.table_size}: must be at least 1")
+        if not 1 <= self.prefix_v4 <= 32:
+            raise ValueError(f"--rrl-prefix-v4 {self.prefix_v4}: must be 1 to 32")
+        if not 1 <= self.prefix_v6 <= 128:
+            raise ValueError(f"--rrl-prefix-v6 {self.prefix_v6}: must be 1 to 128")
+        parse_exempt(self.exempt)  # a bad CIDR is an error at start
+
+
+def parse_exempt(texts: Iterable[str]) -> tuple[Network, ...]:
+    """`--rrl-exempt` values: CIDRs (a bare address is a /32 or /128), or `none`."""
+    texts = list(texts)
+    if any(t.strip().lower() == "none" for t in texts):
+        if len(texts) > 1:
+            raise ValueError("--rrl-exempt none cannot be combined with networks")
+        return ()
+    out = []
+    for text in texts:
+        try:
+            out.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"--rrl-exempt {text!r}: not a CIDR (e.g. 192.0.2.0/24) "
+                             "or none") from None
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -84,6 +139,8 @@ class Settings:
     alias_resolver: str | None = None
     alias_refresh_min: float = 5.0  # seconds: a target is never asked for more often
     alias_refresh_max: float = 3600.0  # seconds: every target is asked for at least this often
+    rrl: RrlSettings = RrlSettings()  # response-rate limiting (UDP)
+    cookie_rotation: float = DEFAULT_COOKIE_ROTATION
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -39,10 +39,11 @@ class Outcome:
     pool: str | None = None  # the pool that answered a routed name
     scope: int | None = None  # ECS scope prefix sent back; None: no ECS in the reply
     failed_open: bool = False  # every pool of the chain was down
+    cookie: bool = False  # the query held a valid server cookie (never rate limited)
 
     def values(self) -> tuple[object, ...]:
         return (self.qtype, self.rcode, self.zone, self.path, self.tier, self.rule, self.pool,
-                self.scope, self.failed_open)
+                self.scope, self.failed_open, self.cookie)
 
 
 DROPPED_OUTCOME = Outcome(0, -1, "", DROPPED, NONE)
@@ -51,16 +52,17 @@ DROPPED_OUTCOME = Outcome(0, -1, "", DROPPED, NONE)
 class Outcomes:
     """An intern table: equal outcomes are one object (bounded; cleared when full)."""
 
-    __slots__ = ("_table", "_variants")
+    __slots__ = ("_table", "_variants", "_cookied")
 
     def __init__(self) -> None:
         self._table: dict[tuple[object, ...], Outcome] = {}
         self._variants: dict[tuple[Outcome, str, str], Outcome] = {}
+        self._cookied: dict[Outcome, Outcome] = {}
 
     def get(self, qtype: int, rcode: int, zone: str, path: str, tier: str,
             rule: str | None = None, pool: str | None = None, scope: int | None = None,
-            failed_open: bool = False) -> Outcome:
-        key = (qtype, rcode, zone, path, tier, rule, pool, scope, failed_open)
+            failed_open: bool = False, cookie: bool = False) -> Outcome:
+        key = (qtype, rcode, zone, path, tier, rule, pool, scope, failed_open, cookie)
         outcome = self._table.get(key)
         if outcome is None:
             if len(self._table) >= INTERN_LIMIT:
@@ -77,5 +79,16 @@ class Outcomes:
                 self._variants.clear()
             found = self._variants[key] = self.get(
                 outcome.qtype, outcome.rcode, outcome.zone, path, tier, outcome.rule,
-                outcome.pool, outcome.scope, outcome.failed_open)
+                outcome.pool, outcome.scope, outcome.failed_open, outcome.cookie)
+        return found
+
+    def cookied(self, outcome: Outcome) -> Outcome:
+        """`outcome` for a query that held a valid server cookie."""
+        found = self._cookied.get(outcome)
+        if found is None:
+            if len(self._cookied) >= INTERN_LIMIT:
+                self._cookied.clear()
+            found = self._cookied[outcome] = self.get(
+                outcome.qtype, outcome.rcode, outcome.zone, outcome.path, outcome.tier,
+                outcome.rule, outcome.pool, outcome.scope, outcome.failed_open, True)
         return found

@@ -42,6 +42,7 @@ bytes (None to drop) and an `Outcome` the transport counts and logs.
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_right
 from typing import Any
 
@@ -61,6 +62,7 @@ from geostream_dns.core.answer import (
 )
 from geostream_dns.core.build import key_is_safe
 from geostream_dns.core.client import client_net
+from geostream_dns.core.cookies import OPTION_COOKIE, OPTION_NSID, CookieError, nsid_option
 from geostream_dns.core.lookup import lookup
 from geostream_dns.core.outcome import (
     COMPUTED,
@@ -75,14 +77,20 @@ from geostream_dns.core.outcome import (
 from geostream_dns.core.render import RRs
 from geostream_dns.core.route.pools import MULTIVALUE_MAX
 from geostream_dns.core.wire import (
+    BADCOOKIE,
     BADVERS,
+    CD,
+    CLASS_CH,
     CLASS_IN,
     FORMERR,
     LOWER,
+    NOERROR,
     NOTIMP,
-    OPTION_ECS,
+    QR,
+    RD,
     REFUSED,
     SERVFAIL,
+    TC,
     ClientSubnet,
     MalformedQuery,
     opt_record,
@@ -100,6 +108,14 @@ _ECS_CODE = b"\x00\x08"  # option code of Client Subnet
 
 AXFR, IXFR, MAILB, MAILA = 252, 251, 253, 254
 TKEY, TSIG = 249, 250
+TXT, ANY = 16, 255
+
+# COOKIE options of the two common shapes, as the only option of an OPT record:
+# a client cookie alone, and a client cookie with a 16-byte server cookie.
+_CLIENT_COOKIE = b"\x00\x0a\x00\x08"
+_FULL_COOKIE = b"\x00\x0a\x00\x18"
+_COOKIE_CODE = b"\x00\x0a"
+_HEAD = struct.Struct("!HHHHH")  # flags and the four counts
 
 
 def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
@@ -142,6 +158,8 @@ def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
         key = question.translate(LOWER)
         entry = world.selections.get(key + data[qend:])
         if entry is None:
+            if data.find(_COOKIE_CODE, qend + 11) >= 0:
+                return _cookie_query(data, qend, key, client, world, tcp)
             return _route_new_network(data, qend, key, client, world, tcp)
         if not entry.by_address:
             return _reply(data, question, key, entry, entry.opt, entry.limit, world, tcp, tail)
@@ -190,6 +208,69 @@ def _both(data: bytes, question: bytes, entry: Any, opt: bytes,
     return udp, (udp if not udp[2] & 0x02 else assemble(data, question, entry, opt, TCP_LIMIT))
 
 
+def _cookie_query(data: bytes, qend: int, key: bytes, client: str, world: World,
+                  tcp: bool) -> Reply:
+    """An EDNS query with a COOKIE option: the answer its query shape gets without
+    the cookie (memoized like any other), with our COOKIE option appended to the
+    OPT record. Only the server cookie is computed per query."""
+    stripped = strip_cookie(data[qend:])
+    if stripped is None:
+        return _route_new_network(data, qend, key, client, world, tcp)
+    selections = world.selections
+    entry: Any = selections.get(key + stripped[0])
+    if entry is None:
+        return _slow(data, client, world, tcp)
+    opt, limit = entry.opt, entry.limit
+    if entry.by_address:
+        entry = selections.get((key, client))
+        if entry is None:
+            return _slow(data, client, world, tcp)
+    try:
+        cookie, valid = world.cookies.respond(stripped[1], client)
+    except CookieError:
+        return _slow(data, client, world, tcp)  # FORMERR, worded by the slow path
+    if entry.varies:
+        entry = entry.vary(world.rng)
+    outcome = entry.outcome
+    if valid:
+        outcome = world.memo.outcomes.cookied(outcome)
+    return (assemble(data, data[12:qend], entry, with_option(opt, cookie),
+                     TCP_LIMIT if tcp else limit), outcome)
+
+
+def strip_cookie(opt: bytes) -> tuple[bytes, bytes] | None:
+    """(the OPT record `opt` without its COOKIE option, the option's data), or None
+    when `opt` is not one well-formed OPT record with exactly one COOKIE option."""
+    size = len(opt)
+    if size < 15 or opt[:3] != b"\x00\x00\x29" or (opt[9] << 8 | opt[10]) != size - 11:
+        return None
+    if (size == 23 and opt[11:15] == _CLIENT_COOKIE) or (
+            size == 39 and opt[11:15] == _FULL_COOKIE):
+        return opt[:9] + b"\x00\x00", opt[15:]  # the cookie is the only option
+    found: tuple[int, int] | None = None
+    i = 11
+    while i + 4 <= size:
+        end = i + 4 + (opt[i + 2] << 8 | opt[i + 3])
+        if end > size:
+            return None
+        if opt[i] << 8 | opt[i + 1] == OPTION_COOKIE:
+            if found is not None:
+                return None
+            found = (i, end)
+        i = end
+    if i != size or found is None:
+        return None
+    start, end = found
+    rdlength = size - 11 - (end - start)
+    return (opt[:9] + rdlength.to_bytes(2, "big") + opt[11:start] + opt[end:],
+            opt[start + 4:end])
+
+
+def with_option(opt: bytes, option: bytes) -> bytes:
+    """Our OPT record `opt` with `option` (code, length, data) appended."""
+    return opt[:9] + (len(opt) - 11 + len(option)).to_bytes(2, "big") + opt[11:] + option
+
+
 def _route_new_network(data: bytes, qend: int, key: bytes, client: str, world: World,
                        tcp: bool) -> Reply:
     """An EDNS query that missed the memo. A routed name asked with one Client
@@ -226,16 +307,25 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
         return _error(world, data, exc.flags, exc.question, FORMERR, None, 0)
     qtype = q.qtype
     edns = q.edns
+    extra = b""  # options our OPT record carries besides Client Subnet
+    cookie = valid = nsid = False
+    if edns is not None and edns.options:
+        try:
+            extra, cookie, valid, nsid = _answered_options(edns, client, world)
+        except CookieError:
+            return _error(world, data, q.flags, q.question, FORMERR, edns, qtype)
     if q.opcode != 0:
-        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype)
+        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype, extra, valid)
     if edns is not None and edns.version > 0:
-        return _error(world, data, q.flags, q.question, BADVERS, edns, qtype)
+        return _error(world, data, q.flags, q.question, BADVERS, edns, qtype, extra, valid)
     if qtype in (wire.OPT, TKEY, TSIG):
-        return _error(world, data, q.flags, q.question, FORMERR, edns, qtype)
+        return _error(world, data, q.flags, q.question, FORMERR, edns, qtype, extra, valid)
+    if q.qclass == CLASS_CH:
+        return _chaos(world, data, q, tcp, extra, valid)
     if q.qclass != CLASS_IN or qtype in (AXFR, IXFR):
-        return _error(world, data, q.flags, q.question, REFUSED, edns, qtype)
+        return _error(world, data, q.flags, q.question, REFUSED, edns, qtype, extra, valid)
     if qtype in (MAILA, MAILB):
-        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype)
+        return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype, extra, valid)
     memo = world.memo
     key = q.key
     safe = key_is_safe(key)  # the fast path can find this key again
@@ -255,9 +345,14 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
             memo.learn(key, found)
     # The memo key of the query's shape: the question and its OPT record as sent,
     # when that is all the query holds and the reply depends on nothing else in it.
+    # A COOKIE option is left out of the shape: the cookie is added to each reply.
     shape: bytes | None = None
-    if safe and edns is not None and data[4:12] == _QUESTION_OPT and _memoizable(edns):
-        shape = key + data[12 + len(q.question):]
+    if safe and edns is not None and data[4:12] == _QUESTION_OPT and not nsid:
+        sent = data[12 + len(q.question):]
+        if not cookie:
+            shape = key + sent
+        elif (stripped := strip_cookie(sent)) is not None:
+            shape = key + stripped[0]
     ecs = edns.ecs if edns is not None else None
     do = edns is not None and edns.do
     limit = wire.udp_limit(edns)
@@ -284,19 +379,54 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
     if isinstance(chosen, Weighted | Shuffled):
         chosen = chosen.vary(world.rng)
     outcome = memo.outcomes.variant(chosen.outcome, SLOW, tier)
+    if valid:
+        outcome = memo.outcomes.cookied(outcome)
+    if extra:
+        opt = with_option(opt, extra)
     return (assemble(data, q.question, chosen, opt, TCP_LIMIT if tcp else limit), outcome)
 
 
-def _memoizable(edns: wire.Edns) -> bool:
-    """True when the reply to a query depends on nothing in its OPT record but the
-    DO bit, the payload size and a Client Subnet option: no other option but
-    ones the server ignores."""
-    return all(code == OPTION_ECS or code not in _ANSWERED_OPTIONS for code, _ in edns.options)
+def _answered_options(edns: wire.Edns, client: str,
+                      world: World) -> tuple[bytes, bool, bool, bool]:
+    """The options a reply carries for the query's COOKIE and NSID options: (the
+    options, a COOKIE option was sent, it held a valid server cookie, NSID was
+    asked). The first of each counts. CookieError for a malformed COOKIE."""
+    extra = b""
+    cookie = valid = nsid = False
+    for code, value in edns.options:
+        if code == OPTION_COOKIE and not cookie:
+            option, valid = world.cookies.respond(value, client)
+            extra += option
+            cookie = True
+        elif code == OPTION_NSID and not nsid and world.server_id:
+            extra += nsid_option(world.server_id)
+            nsid = True
+    return extra, cookie, valid, nsid
 
 
-# EDNS options whose presence changes the reply (none are answered yet; NSID and
-# COOKIE will be): a query carrying one is never memoized by its OPT record.
-_ANSWERED_OPTIONS: frozenset[int] = frozenset({3, 10})  # NSID, COOKIE
+# The names class CH answers with the server's id (TXT), lower-cased wire form.
+_ID_NAMES = frozenset({b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00"})
+
+
+def _chaos(world: World, data: bytes, q: wire.Query, tcp: bool, extra: bytes,
+           valid: bool) -> Reply:
+    """Class CH: TXT `id.server` and `hostname.bind` answer the server's id;
+    everything else (`version.bind` included) is REFUSED."""
+    edns = q.edns
+    server_id = world.server_id
+    if (q.qtype not in (TXT, ANY) or q.qname.translate(LOWER) not in _ID_NAMES
+            or not server_id):
+        return _error(world, data, q.flags, q.question, REFUSED, edns, q.qtype, extra, valid)
+    rdata = b"".join(bytes((len(chunk),)) + chunk
+                     for chunk in (server_id[i:i + 255] for i in range(0, len(server_id), 255)))
+    body = b"\xc0\x0c" + struct.pack("!HHIH", TXT, CLASS_CH, 0, len(rdata)) + rdata
+    outcome = world.memo.outcomes.get(q.qtype, NOERROR, "", SLOW, COMPUTED, cookie=valid)
+    entry = Answer(NOERROR, True, 1, 0, 0, body, outcome)
+    opt = b"" if edns is None else opt_record(edns.do)
+    if extra:
+        opt = with_option(opt, extra)
+    return assemble(data, q.question, entry, opt, TCP_LIMIT if tcp else wire.udp_limit(edns)), \
+        outcome
 
 
 def _route(world: World, qtype: int, key: bytes, name: RoutedName, client: str,
@@ -356,14 +486,43 @@ def _rendered(world: World, qtype: int, key: bytes, name: RoutedName, decision: 
 
 
 def _error(world: World, data: bytes, qflags: int, question: bytes, rcode: int,
-           edns: wire.Edns | None, qtype: int) -> Reply:
-    """An empty response with `rcode` (an extended rcode goes into OPT); the opcode
-    is echoed, so NOTIMP names the opcode it refuses."""
-    outcome = world.memo.outcomes.get(qtype, rcode, "", SLOW, NONE)
+           edns: wire.Edns | None, qtype: int, extra: bytes = b"",
+           valid: bool = False) -> Reply:
+    """An empty response with `rcode` (an extended rcode goes into OPT, with the
+    `extra` options: our COOKIE, NSID); the opcode is echoed, so NOTIMP names the
+    opcode it refuses."""
+    outcome = world.memo.outcomes.get(qtype, rcode, "", SLOW, NONE, cookie=valid)
     entry = Answer(rcode, False, 0, 0, 0, b"", outcome, extra_flags=qflags & 0x7800,
                    qdcount=1 if question else 0)
-    opt = b"" if edns is None else opt_record(edns.do, b"", rcode >> 4)
+    opt = b"" if edns is None else opt_record(edns.do, extra, rcode >> 4)
     return assemble(data, question, entry, opt, TCP_LIMIT), outcome
+
+
+def limited_reply(data: bytes, client: str, world: World) -> bytes | None:
+    """The reply a rate-limited query gets when it slips: the question alone with
+    TC=1, so a real client retries over TCP; or, when the query carries a client
+    cookie, BADCOOKIE with a fresh server cookie (RFC 7873 §5.2.3), so the client
+    retries with it and is no longer limited. None: nothing to send."""
+    try:
+        q = wire.parse_query(data)
+    except WireError:
+        return None
+    flags = QR | TC | (q.flags & (0x7800 | RD | CD))
+    opt = b""
+    edns = q.edns
+    if edns is not None:
+        option = b""
+        for code, value in edns.options:
+            if code == OPTION_COOKIE:
+                try:
+                    option = world.cookies.respond(value, client)[0]
+                except CookieError:
+                    pass
+                break
+        if option:
+            flags = flags & ~TC | (BADCOOKIE & 0xF)
+        opt = opt_record(edns.do, option, BADCOOKIE >> 4 if option else 0)
+    return data[:2] + _HEAD.pack(flags, 1, 0, 0, 1 if opt else 0) + q.question + opt
 
 
 def server_failure(data: bytes) -> bytes:

@@ -28,6 +28,7 @@ CD = 0x0010
 # Response codes.
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16  # extended rcode, carried in OPT
+BADCOOKIE = 23  # extended rcode (RFC 7873): a fresh server cookie is in the reply
 
 OPT = 41
 OPTION_ECS = 8

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geostream_dns.core.answer import Answer, ByAddress, RoutedName, Shuffled, Tailored, Weighted
+from geostream_dns.core.cookies import Cookies
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.health import ALL_UP, HealthView
 from geostream_dns.core.outcome import Outcome, Outcomes
@@ -99,24 +100,33 @@ class World:
     selections: dict[Any, SelectionEntry]
     route: RouteContext
     exact: dict[bytes | tuple[bytes, str], ExactReply]
+    # The server's cookie secrets and clock (shared by every world of a server,
+    # updated in place by the adapters) and its id (NSID, CH TXT id.server).
+    cookies: Cookies
+    server_id: bytes
 
     @classmethod
     def create(cls, snapshot: Snapshot = EMPTY, health: HealthView = ALL_UP,
-               geo: GeoLocator | None = None, rng: random.Random | None = None) -> World:
+               geo: GeoLocator | None = None, rng: random.Random | None = None,
+               cookies: Cookies | None = None, server_id: bytes = b"") -> World:
         memo = SnapshotMemo(snapshot)
+        rng = rng if rng is not None else random.Random()
         return cls(snapshot, health, geo if geo is not None else GeoLocator(None),
-                   rng if rng is not None else random.Random(), memo, memo.answers,
-                   memo.routed, {}, RouteContext(health, memo.orderings), {})
+                   rng, memo, memo.answers, memo.routed, {},
+                   RouteContext(health, memo.orderings), {},
+                   cookies if cookies is not None else Cookies(rng.randbytes(16)), server_id)
 
     def with_snapshot(self, snapshot: Snapshot) -> World:
-        """The same health, GeoIP and randomness around a new snapshot."""
-        return World.create(snapshot, self.health, self.geo, self.rng)
+        """The same health, GeoIP, randomness and identity around a new snapshot."""
+        return World.create(snapshot, self.health, self.geo, self.rng, self.cookies,
+                            self.server_id)
 
     def with_health(self, health: HealthView) -> World:
         """The same snapshot (and its memos) under a new health view."""
         memo = self.memo
         return World(self.snapshot, health, self.geo, self.rng, memo, memo.answers,
-                     memo.routed, {}, RouteContext(health, memo.orderings), {})
+                     memo.routed, {}, RouteContext(health, memo.orderings), {},
+                     self.cookies, self.server_id)
 
     @property
     def generation(self) -> int:

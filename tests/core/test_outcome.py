@@ -93,5 +93,8 @@ def test_outcomes_are_interned_by_value() -> None:
     assert table.get(1, 0, "example.com.", ROUTED, MEMO, "geos", "eu", 24) is a
     assert table.get(1, 0, "example.com.", ROUTED, MEMO, "geos", "us", 24) is not a
     assert table.variant(a, SLOW, COMPUTED).values() == (1, 0, "example.com.", SLOW, COMPUTED,
-                                                         "geos", "eu", 24, False)
+                                                         "geos", "eu", 24, False, False)
     assert table.variant(a, SLOW, COMPUTED) is table.variant(a, SLOW, COMPUTED)
+    cookied = table.cookied(a)
+    assert cookied.cookie and not a.cookie and cookied is table.cookied(a)
+    assert cookied.values()[:-1] == a.values()[:-1]
