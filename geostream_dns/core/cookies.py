@@ -69,13 +69,17 @@ def split_cookie(value: bytes) -> tuple[bytes, bytes]:
 class Cookies:
     """The server secrets, the coarse clock, and the reply to a COOKIE option."""
 
-    __slots__ = ("secret", "previous", "now", "_addresses")
+    __slots__ = ("secret", "previous", "now", "_addresses", "_replies")
 
     def __init__(self, secret: bytes, previous: bytes | None = None, now: int = 0) -> None:
         self.secret = secret
         self.previous = previous
         self.now = now
         self._addresses: dict[str, bytes] = {}
+        # (option data, client) -> (the second it was worked out in, option, valid):
+        # a resolver sends the same cookie with every query, so within a second
+        # the reply to it is a dictionary look-up, not a hash.
+        self._replies: dict[tuple[bytes, str], tuple[int, bytes, bool]] = {}
         self.use(secret, previous)
 
     def use(self, secret: bytes, previous: bytes | None = None) -> None:
@@ -83,6 +87,7 @@ class Cookies:
         if len(secret) != SECRET_LEN or (previous is not None and len(previous) != SECRET_LEN):
             raise ValueError(f"a cookie secret is {SECRET_LEN} bytes")
         self.secret, self.previous = secret, previous
+        self._replies = {}
 
     def address(self, client: str) -> bytes:
         """The client address as the hash takes it: 4 or 16 bytes (memoized)."""
@@ -101,6 +106,17 @@ class Cookies:
         """The COOKIE option (code, length, data) to send for the query's option
         data `value`, and whether it held a valid server cookie. CookieError when
         `value` is malformed."""
+        seen = self._replies.get((value, client))
+        if seen is not None and seen[0] == self.now:
+            return seen[1], seen[2]
+        option, valid = self._work_out(value, client)
+        replies = self._replies
+        if len(replies) >= _ADDRESS_LIMIT:
+            replies.clear()
+        replies[(value, client)] = (self.now, option, valid)
+        return option, valid
+
+    def _work_out(self, value: bytes, client: str) -> tuple[bytes, bool]:
         client_cookie, presented = split_cookie(value)
         address = self.address(client)
         now = self.now

@@ -210,30 +210,64 @@ def _both(data: bytes, question: bytes, entry: Any, opt: bytes,
 
 def _cookie_query(data: bytes, qend: int, key: bytes, client: str, world: World,
                   tcp: bool) -> Reply:
-    """An EDNS query with a COOKIE option: the answer its query shape gets without
-    the cookie (memoized like any other), with our COOKIE option appended to the
-    OPT record. Only the server cookie is computed per query."""
-    stripped = strip_cookie(data[qend:])
-    if stripped is None:
-        return _route_new_network(data, qend, key, client, world, tcp)
+    """An EDNS query with a COOKIE option: the reply the same query gets without
+    the cookie (kept in the exact-bytes table like any other), with our COOKIE
+    option appended to its OPT record, the last record of the reply. Only the
+    server cookie is worked out per query, and `Cookies.respond` memoizes that
+    for a client presenting the same cookie again within the second; the whole
+    reply is kept for that second too."""
+    now = world.cookies.now
+    memo_key = (data[2:], client, tcp)
+    kept = world.cookied.get(memo_key)
+    if kept is not None and kept[0] == now:
+        return data[:2] + kept[1], kept[2]
+    size = len(data) - qend
+    if (size == 39 and data[qend + 11:qend + 15] == _FULL_COOKIE) or (
+            size == 23 and data[qend + 11:qend + 15] == _CLIENT_COOKIE):
+        # the common shape: the cookie is the OPT record's only option
+        if data[qend:qend + 3] != b"\x00\x00\x29" or data[qend + 10] != size - 11:
+            return _route_new_network(data, qend, key, client, world, tcp)
+        bare, value = data[qend:qend + 9] + b"\x00\x00", data[qend + 15:]
+    else:
+        stripped = strip_cookie(data[qend:])
+        if stripped is None:
+            return _route_new_network(data, qend, key, client, world, tcp)
+        bare, value = stripped
     selections = world.selections
-    entry: Any = selections.get(key + stripped[0])
+    entry: Any = selections.get(key + bare)
     if entry is None:
         return _slow(data, client, world, tcp)
     opt, limit = entry.opt, entry.limit
+    tail = data[2:qend] + bare  # the query's bytes after its ID, without the cookie
+    exact_key: bytes | tuple[bytes, str] = tail
     if entry.by_address:
         entry = selections.get((key, client))
         if entry is None:
             return _slow(data, client, world, tcp)
+        exact_key = (tail, client)
     try:
-        cookie, valid = world.cookies.respond(stripped[1], client)
+        cookie, valid = world.cookies.respond(value, client)
     except CookieError:
         return _slow(data, client, world, tcp)  # FORMERR, worded by the slow path
-    if entry.varies:
-        entry = entry.vary(world.rng)
-    outcome = entry.outcome
+    seen = world.exact.get(exact_key)
+    if seen is not None and seen[3] is None:
+        body: bytes = seen[1] if tcp else seen[0]
+        outcome = seen[2]
+    else:  # a first query, or a weighted or shuffled answer (a new pick per query)
+        made, outcome = _reply(data[:qend] + bare, data[12:qend], key, entry, opt, limit,
+                               world, tcp, exact_key)
+        body = made[2:] if made is not None else b""
     if valid:
         outcome = world.memo.outcomes.cookied(outcome)
+    cut = len(body) - len(opt)
+    if body[cut:] == opt and (tcp or cut + len(opt) + len(cookie) + 2 <= limit):
+        after_id = body[:cut] + with_option(opt, cookie)
+        if seen is not None and seen[3] is None:  # the same reply for the second
+            world.remember_cookied(memo_key, (now, after_id, outcome))
+        return data[:2] + after_id, outcome
+    # It no longer fits: assembled whole, truncated as the size rule says.
+    if entry.varies:
+        entry = entry.vary(world.rng)
     return (assemble(data, data[12:qend], entry, with_option(opt, cookie),
                      TCP_LIMIT if tcp else limit), outcome)
 

@@ -104,6 +104,10 @@ class World:
     # updated in place by the adapters) and its id (NSID, CH TXT id.server).
     cookies: Cookies
     server_id: bytes
+    # (query bytes after the ID, client, over TCP) -> (the second of the cookie
+    # clock it was made in, reply after the ID, outcome): replies to queries with
+    # a COOKIE option, kept for the second their server cookie's stamp stays.
+    cookied: dict[tuple[bytes, str, bool], tuple[int, bytes, Outcome]]
 
     @classmethod
     def create(cls, snapshot: Snapshot = EMPTY, health: HealthView = ALL_UP,
@@ -114,7 +118,8 @@ class World:
         return cls(snapshot, health, geo if geo is not None else GeoLocator(None),
                    rng, memo, memo.answers, memo.routed, {},
                    RouteContext(health, memo.orderings), {},
-                   cookies if cookies is not None else Cookies(rng.randbytes(16)), server_id)
+                   cookies if cookies is not None else Cookies(rng.randbytes(16)), server_id,
+                   {})
 
     def with_snapshot(self, snapshot: Snapshot) -> World:
         """The same health, GeoIP, randomness and identity around a new snapshot."""
@@ -126,7 +131,7 @@ class World:
         memo = self.memo
         return World(self.snapshot, health, self.geo, self.rng, memo, memo.answers,
                      memo.routed, {}, RouteContext(health, memo.orderings), {},
-                     self.cookies, self.server_id)
+                     self.cookies, self.server_id, {})
 
     @property
     def generation(self) -> int:
@@ -137,6 +142,13 @@ class World:
         if len(exact) >= EXACT_LIMIT:
             exact.clear()
         exact[key] = reply
+
+    def remember_cookied(self, key: tuple[bytes, str, bool],
+                         reply: tuple[int, bytes, Outcome]) -> None:
+        cookied = self.cookied
+        if len(cookied) >= EXACT_LIMIT:
+            cookied.clear()
+        cookied[key] = reply
 
     def remember_selection(self, key: Any, entry: SelectionEntry) -> None:
         selections = self.selections
