@@ -161,6 +161,14 @@ def query_metrics(app: App) -> Iterator[Metric]:
         "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
         "the client retries over TCP).", value=stats.truncated)
 
+    if app.query_log is not None:
+        yield CounterMetricFamily(
+            "geostream_query_log_lines", "Sampled queries written to the query log.",
+            value=extra.get("query_log_written", 0))
+        yield CounterMetricFamily(
+            "geostream_query_log_dropped", "Sampled queries left out of the query log: its "
+            "buffer was full or a write failed.", value=extra.get("query_log_dropped", 0))
+
     buckets = list(stats.latency_buckets)
     yield HistogramMetricFamily(
         "geostream_dns_answer_duration_seconds",

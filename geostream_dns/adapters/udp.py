@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.query_log import QueryLog
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import BOUNDS_NS, SIZE_BUCKETS, QueryStats
 from geostream_dns.core.resolve import resolve
@@ -19,9 +20,11 @@ log = structlog.get_logger("geostream.udp")
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, worlds: WorldRef, stats: QueryStats) -> None:
+    def __init__(self, worlds: WorldRef, stats: QueryStats,
+                 query_log: QueryLog | None = None) -> None:
         self.worlds = worlds
         self.stats = stats
+        self.query_log = query_log
         self.counts = stats.counts["udp"]
         self.sizes = stats.size_buckets["udp"]
         self.transport: asyncio.DatagramTransport | None = None
@@ -51,6 +54,11 @@ class UdpServer(asyncio.DatagramProtocol):
         stats.latency_sum_ns += elapsed
         counts = self.counts
         counts[outcome] = counts.get(outcome, 0) + 1
+        query_log = self.query_log
+        if query_log is not None:
+            query_log.countdown -= 1
+            if not query_log.countdown:
+                query_log.offer("udp", data, addr[0], outcome, elapsed)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for replies to vanished clients: nothing to do.
@@ -58,10 +66,12 @@ class UdpServer(asyncio.DatagramProtocol):
 
 
 async def start_udp(worlds: WorldRef, stats: QueryStats, host: str, port: int,
-                    reuse_port: bool = False) -> asyncio.DatagramTransport:
+                    reuse_port: bool = False, *, sock: socket.socket | None = None,
+                    query_log: QueryLog | None = None) -> asyncio.DatagramTransport:
+    """Answer on host:port, or on `sock` when it is already bound (`serve --user`)."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(worlds, stats),
-        sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+        lambda: UdpServer(worlds, stats, query_log),
+        sock=sock if sock is not None else bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
     )
     return transport

@@ -49,6 +49,9 @@ class Settings:
     server_id: str = ""  # unique in the fleet (default: host name and first DNS port)
     redis_prefix: str = "geostream:"
     reload_interval: float = 0.25
+    user: str | None = None  # serve --user: drop to this user once the sockets are bound
+    query_log: pathlib.Path | None = None  # serve --query-log: one JSON line per sampled query
+    query_log_sample: int = 1  # log one query in this many
     extra: dict[str, str] = field(default_factory=dict)
 
 
