@@ -67,7 +67,7 @@ METRICS: dict[str, frozenset[str]] = {
 # Label values fixed by the contract, where an expression names one.
 LABEL_VALUES: dict[str, frozenset[str]] = {
     "action": frozenset({"slip", "drop"}),
-    "state": frozenset({"insync", "lagging", "probers"}),
+    "state": frozenset({"insync", "lagging", "prober"}),
     "transport": frozenset({"udp", "tcp"}),
     "result": frozenset({"hit", "miss"}),
     "to": frozenset({"up", "down"}),
