@@ -364,6 +364,38 @@ def test_redis_down_zone_problems_and_reload_errors_alert(fleet: Fleet) -> None:
     assert not fleet.prometheus.result(ALERTS["GeoStreamFleetOutOfSync"].promql)
 
 
+# -- docs/metrics.md -----------------------------------------------------------------
+
+METRICS_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+
+
+def families(text: str) -> dict[str, str]:
+    """name -> type of every metric family in a /metrics text."""
+    return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+
+
+def documented() -> dict[str, str]:
+    """name -> type of every row of docs/metrics.md's tables."""
+    return dict(re.findall(r"^\| `([a-z_]+)` \| (\w+) \|", METRICS_DOC.read_text(), re.M))
+
+
+def test_docs_metrics_lists_exactly_what_the_servers_export(fleet: Fleet) -> None:
+    """ns1 runs with everything that adds metrics (PostgreSQL, Redis, the prober,
+    workers, the query log), ns2 and ns3 with less: their union is all there is."""
+    exported_families: dict[str, str] = {}
+    for server in fleet.servers.values():
+        if server.alive():
+            exported_families.update(families(server.metrics()))
+    docs = documented()
+    assert len(exported_families) >= 40
+    undocumented = sorted(exported_families.keys() - docs.keys())
+    assert not undocumented, f"exported but not in docs/metrics.md: {undocumented}"
+    missing = sorted(docs.keys() - exported_families.keys() - PENDING)
+    assert not missing, f"in docs/metrics.md but exported by no server: {missing}"
+    wrong = {n: (t, docs[n]) for n, t in exported_families.items() if docs[n] != t}
+    assert not wrong, f"(exported type, documented type): {wrong}"
+
+
 def test_a_stopped_server_alerts(fleet: Fleet) -> None:
     assert not fleet.prometheus.result(ALERTS["GeoStreamServerDown"].promql)
     ns3 = fleet.servers["ns3"]
