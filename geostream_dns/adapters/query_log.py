@@ -138,29 +138,63 @@ class QueryLog:
 
 
 # -- formatting (writer thread) ----------------------------------------------------------
+#
+# A line is made of pieces that repeat from query to query: the question and
+# its ECS option, the outcome, the client network, the second. Each piece is
+# JSON-encoded once and memoized (bounded tables, used by the writer thread
+# alone), so a line costs a few look-ups and one join.
+
+MEMO_LIMIT = 50_000
+_questions: dict[bytes, str] = {}
+_outcomes: dict[Outcome, str] = {}
+_clients: dict[str, str] = {}
+_seconds: dict[int, str] = {}
 
 
 def format_entry(entry: Entry) -> str:
     when, transport, data, client, outcome, elapsed_ns = entry
+    key = data[2:]  # everything but the ID
+    question = _questions.get(key)
+    if question is None:
+        question = _remember(_questions, key, _question_json(data, outcome))
+    result = _outcomes.get(outcome)
+    if result is None:
+        result = _remember(_outcomes, outcome, _outcome_json(outcome))
+    network = _clients.get(client)
+    if network is None:
+        network = _remember(_clients, client, json.dumps(client_network(client)))
+    second = int(when)
+    stamp = _seconds.get(second)
+    if stamp is None:
+        stamp = _remember(_seconds, second, datetime.datetime.fromtimestamp(
+            second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    micros = int((when - second) * 1_000_000)
+    return (f'{{"time":"{stamp}.{micros:06d}Z","transport":"{transport}",'
+            f'"client":{network},{question},{result},'
+            f'"duration_s":{round(elapsed_ns / 1e9, 7)}}}\n')
+
+
+def _remember(table: dict[Any, str], key: Any, value: str) -> str:
+    if len(table) >= MEMO_LIMIT:
+        table.clear()
+    table[key] = value
+    return value
+
+
+def _question_json(data: bytes, outcome: Outcome) -> str:
     name, qtype, ecs = _question(data)
-    if qtype is None:
-        qtype = outcome.qtype if outcome.rcode >= 0 else None
-    record: dict[str, Any] = {
-        "time": datetime.datetime.fromtimestamp(when, datetime.UTC)
-        .isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "transport": transport,
-        "client": client_network(client),
-        "ecs": ecs,
-        "name": name,
-        "type": dns.rdatatype.to_text(qtype) if qtype is not None else None,  # type: ignore[arg-type]
-        "rcode": dns.rcode.to_text(outcome.rcode) if outcome.rcode >= 0 else "DROPPED",  # type: ignore[arg-type]
-        "zone": outcome.zone or None,
-        "rule": outcome.rule,
-        "pool": outcome.pool,
-        "scope": outcome.scope,
-        "duration_s": round(elapsed_ns / 1e9, 7),
-    }
-    return json.dumps(record, separators=(",", ":")) + "\n"
+    if qtype is None and outcome.rcode >= 0:
+        qtype = outcome.qtype
+    type_text = dns.rdatatype.to_text(qtype) if qtype is not None else None  # type: ignore[arg-type]
+    return (f'"ecs":{json.dumps(ecs)},"name":{json.dumps(name)},'
+            f'"type":{json.dumps(type_text)}')
+
+
+def _outcome_json(outcome: Outcome) -> str:
+    rcode = dns.rcode.to_text(outcome.rcode) if outcome.rcode >= 0 else "DROPPED"  # type: ignore[arg-type]
+    return (f'"rcode":{json.dumps(rcode)},"zone":{json.dumps(outcome.zone or None)},'
+            f'"rule":{json.dumps(outcome.rule)},"pool":{json.dumps(outcome.pool)},'
+            f'"scope":{json.dumps(outcome.scope)}')
 
 
 def _question(data: bytes) -> tuple[str | None, int | None, str | None]:

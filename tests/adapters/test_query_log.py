@@ -9,6 +9,7 @@ import pathlib
 
 import dns.edns
 import dns.message
+import dns.name
 
 from geostream_dns.adapters.query_log import QueryLog, client_network, format_entry
 from geostream_dns.core.outcome import Outcome
@@ -69,3 +70,11 @@ def test_client_network() -> None:
     assert client_network("2001:db8:aa:bb::1") == "2001:db8:aa::/48"
     assert client_network("fe80::1%lo") == "fe80::/48"
     assert client_network("not an address") == "not an address"
+
+
+def test_odd_names_still_make_valid_json() -> None:
+    name = dns.name.from_text('we"ird\\\\name.example.com.')
+    wire = dns.message.make_query(name, "TXT").to_wire()
+    entry = json.loads(format_entry((1.5, "udp", wire, "192.0.2.1", OUTCOME, 10)))
+    assert entry["name"] == name.to_text() and entry["type"] == "TXT"
+    assert entry["time"] == "1970-01-01T00:00:01.500000Z"
