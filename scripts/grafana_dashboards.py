@@ -188,9 +188,15 @@ def traffic() -> dict[str, Any]:
     lay.add(timeseries("Queries by transport", "Queries per second over UDP and TCP.",
                        [target(f"sum by (transport) (rate({q}[{RATE}]))", "{{transport}}")],
                        "reqps", stack=True), w=8)
+    family = f"geostream_dns_queries_by_family_total{{{SEL}}}"
+    lay.add(timeseries("Queries by address family",
+                       "Queries per second over IPv4 and IPv6, by transport.",
+                       [target(f"sum by (family, transport) (rate({family}[{RATE}]))",
+                               "{{family}} {{transport}}")],
+                       "reqps", stack=True), w=8, h=7)
     lay.add(timeseries("Queries by server", "Queries per second on each server.",
                        [target(f"sum by (instance) (rate({q}[{RATE}]))", "{{instance}}")],
-                       "reqps", stack=True), w=24, h=7)
+                       "reqps", stack=True), w=16, h=7)
 
     lay.row("Answer latency")
     bucket = f"geostream_dns_answer_duration_seconds_bucket{{{SEL}}}"

@@ -157,6 +157,13 @@ def query_metrics(app: App) -> Iterator[Metric]:
                                                          SIZE_BUCKETS),
                          sum_value=stats.size_sum[transport])
     yield sizes
+    by_family = CounterMetricFamily(
+        "geostream_dns_queries_by_family", "DNS queries received, by transport and the "
+        "address family of the socket they came to (ipv4, ipv6).",
+        labels=["transport", "family"])
+    for (transport, family), count in sorted(stats.families().items()):
+        by_family.add_metric([transport, family], count)
+    yield by_family
     yield CounterMetricFamily(
         "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
         "the client retries over TCP).", value=stats.truncated)

@@ -84,6 +84,7 @@ class TcpConnection(asyncio.Protocol):
                 break
             message = bytes(buf[2:2 + length])
             del buf[:2 + length]
+            server.received += 1
             self.last_activity = asyncio.get_running_loop().time()
             start = perf_counter_ns()
             try:
@@ -123,12 +124,16 @@ class TcpConnection(asyncio.Protocol):
 
 
 class TcpServer:
+    transport_name = "tcp"
+
     def __init__(self, worlds: WorldRef, stats: QueryStats,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS,
                  query_log: QueryLog | None = None) -> None:
         self.worlds = worlds
         self.query_log = query_log
+        self.family = "ipv4"  # of its listening socket: set by start_tcp
+        self.received = 0
         self.stats = stats
         self.counts = stats.counts["tcp"]
         self.idle_timeout = idle_timeout
@@ -145,4 +150,6 @@ async def start_tcp(server: TcpServer, host: str, port: int, reuse_port: bool = 
     loop = asyncio.get_running_loop()
     if sock is None:
         sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    server.family = "ipv6" if sock.family == socket.AF_INET6 else "ipv4"
+    server.stats.listeners.append(server)
     return await loop.create_server(server.protocol, sock=sock, backlog=1024)

@@ -20,11 +20,16 @@ log = structlog.get_logger("geostream.udp")
 
 
 class UdpServer(asyncio.DatagramProtocol):
+    transport_name = "udp"
+
     def __init__(self, worlds: WorldRef, stats: QueryStats,
-                 query_log: QueryLog | None = None) -> None:
+                 query_log: QueryLog | None = None, family: str = "ipv4") -> None:
         self.worlds = worlds
         self.stats = stats
         self.query_log = query_log
+        self.family = family  # of the one socket this serves
+        self.received = 0
+        stats.listeners.append(self)
         self.counts = stats.counts["udp"]
         self.sizes = stats.size_buckets["udp"]
         self.transport: asyncio.DatagramTransport | None = None
@@ -34,6 +39,7 @@ class UdpServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         start = perf_counter_ns()
+        self.received += 1
         try:
             response, outcome = resolve(data, addr[0], self.worlds.world)
         except Exception:  # noqa: BLE001 - a bad packet must never stop the server
@@ -70,8 +76,9 @@ async def start_udp(worlds: WorldRef, stats: QueryStats, host: str, port: int,
                     query_log: QueryLog | None = None) -> asyncio.DatagramTransport:
     """Answer on host:port, or on `sock` when it is already bound (`serve --user`)."""
     loop = asyncio.get_running_loop()
+    if sock is None:
+        sock = bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+    family = "ipv6" if sock.family == socket.AF_INET6 else "ipv4"
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(worlds, stats, query_log),
-        sock=sock if sock is not None else bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
-    )
+        lambda: UdpServer(worlds, stats, query_log, family), sock=sock)
     return transport

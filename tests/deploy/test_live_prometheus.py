@@ -7,7 +7,7 @@ PostgreSQL (a database of its own), Redis (a key prefix of its own), `ns1`
 HTTP endpoint on 127.0.0.2 and a dead one on 127.0.0.3, and `ns3`, an
 embedded-mode server with a zone file that never loads and a Redis that is
 not there — then the real `prometheus` binary scraping the three every
-second, and a thread sending every kind of query (types, NXDOMAIN, REFUSED,
+second, and a thread sending every kind of query (types, IPv4 and IPv6, NXDOMAIN, REFUSED,
 FORMERR, ECS, TCP, truncated, routed, failed open) until the
 module ends. Every wait is bounded.
 
@@ -187,6 +187,13 @@ def send_load(servers: list[ServerProcess], broken: ServerProcess,
                     pass
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # FORMERR
                 sock.sendto(malformed, (server.host, server.port))
+            for listen in server.listens[1:]:  # IPv6, over UDP and TCP
+                for tcp in (False, True):
+                    try:
+                        server.query("static.example.com.", "AAAA", tcp=tcp, timeout=0.5,
+                                     listen=listen)
+                    except Exception:  # noqa: BLE001
+                        pass
         try:
             broken.query("www.broken.test.", "A", timeout=0.5)  # a zone that never loaded
         except Exception:  # noqa: BLE001
@@ -239,8 +246,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory,
             base / "ns1", database_url=url, geoip=city_mmdb, env=fleet_env,
             args=["--site", "site-a", "--server-id", "ns1", "--workers", "2",
                   "--query-log", str(base / "queries.log")])
+        ns2_port = free_port("127.0.0.1", "::1")
         servers["ns2"] = ServerProcess.start(
             base / "ns2", database_url=url, geoip=city_mmdb, env=fleet_env,
+            listens=[("127.0.0.1", ns2_port), ("::1", ns2_port)],
             args=["--site", "site-b", "--server-id", "ns2"])
         # ns3: embedded mode, one zone that never loads, and no Redis where it looks.
         embedded = base / "embedded"
@@ -306,6 +315,11 @@ def test_the_fleet_answers_every_kind_of_query(fleet: Fleet) -> None:
     assert re.search(r"^geostream_dns_truncated_total [1-9]", metrics, re.M)
     assert re.search(r'^geostream_route_decisions_total\{pool="good"', metrics, re.M)
     assert re.search(r"^geostream_route_all_down_total [1-9]", metrics, re.M)
+    ns2 = fleet.servers["ns2"].metrics()
+    for transport in ("udp", "tcp"):
+        for family in ("ipv4", "ipv6"):
+            assert re.search(rf'^geostream_dns_queries_by_family_total\{{family="{family}",'
+                             rf'transport="{transport}"\}} [1-9]', ns2, re.M), (transport, family)
 
 
 def test_every_dashboard_query_returns_data(fleet: Fleet) -> None:
