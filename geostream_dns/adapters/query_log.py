@@ -64,7 +64,10 @@ class QueryLog:
         self.dropped = 0  # queries not queued: the buffer was full (event loop)
         self.lost = 0  # queued lines a failed write lost (writer thread)
         self.write_errors = 0
-        self._fd = self._open()
+        try:
+            self._fd = self._open()
+        except OSError as exc:
+            raise OSError(f"--query-log {path}: {exc.strerror}") from None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="query-log")
         self._task: asyncio.Task[None] | None = None
 

@@ -144,3 +144,18 @@ def test_workers_share_one_file(start_server: StartServer, tmp_path: pathlib.Pat
         server.query(f"m{i}.static.example.com.", "A")
     assert sorted(e["name"] for e in wait_lines(log, 40)) == \
         sorted(f"m{i}.static.example.com." for i in range(40))
+
+
+def test_bad_query_log_settings_are_clear_errors(tmp_path: pathlib.Path) -> None:
+    from tests.support.harness import SAMPLE_ZONES, free_port, run_cli
+
+    base = ["serve", "--zones", str(SAMPLE_ZONES), "--listen", f"127.0.0.1:{free_port()}",
+            "--http", "off", "--no-probe", "--state-dir", str(tmp_path / "state")]
+    missing = tmp_path / "no-such-folder" / "q.log"
+    result = run_cli(*base, "--query-log", str(missing), timeout=30)
+    assert result.returncode == 1, result
+    assert f"--query-log {missing}: No such file or directory" in result.stderr
+    result = run_cli(*base, "--query-log", str(tmp_path / "q.log"), "--query-log-sample", "0",
+                     timeout=30)
+    assert result.returncode == 2, result
+    assert "--query-log-sample: must be 1 or more, got 0" in result.stderr
