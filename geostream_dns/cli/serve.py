@@ -106,7 +106,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         query_log=pathlib.Path(q) if (q := args.query_log or env.get("GEOSTREAM_QUERY_LOG"))
         else None,
         query_log_sample=_positive("--query-log-sample", args.query_log_sample
-                                   or env.get("GEOSTREAM_QUERY_LOG_SAMPLE") or 1),
+                                   if args.query_log_sample is not None
+                                   else env.get("GEOSTREAM_QUERY_LOG_SAMPLE") or 1),
     )
 
 
