@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -34,8 +36,10 @@ from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
 from geostream_dns.adapters.probes import prober_for
+from geostream_dns.adapters.query_log import QueryLog
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.adapters.rrl import ResponseLimiter
+from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats, StatsFiles
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
@@ -51,12 +55,24 @@ from geostream_dns.version import VERSION
 
 log = structlog.get_logger("geostream.app")
 
+# Modules imported on demand (by the HTTP routes, metrics, reloads), loaded
+# before `serve --user` drops privileges: see App._drop_privileges.
+PRELOAD = ("geostream_dns.api.http", "geostream_dns.api.explain", "geostream_dns.api.fleet",
+           "geostream_dns.api.health", "geostream_dns.api.openapi", "geostream_dns.api.zones",
+           "geostream_dns.adapters.prober", "geostream_dns.adapters.metrics",
+           "geostream_dns.config.plan", "geostream_dns.config.document",
+           "geostream_dns.version", "importlib.metadata", "ctypes", "encodings.idna")
+
 
 class App:
     def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
         self.worker = worker
+        self.parent = os.getppid()  # a worker's: the server it belongs to
+        self.children: list[int] = []  # worker 0's other workers (serve --workers)
         self.stats = QueryStats()
+        self.query_log = (QueryLog(settings.query_log, settings.query_log_sample)
+                          if settings.query_log is not None else None)
         self.store = make_store(settings)
         self.geoip = open_reader(settings.geoip)
         # The cookie secret here is a stand-in until `start` loads the fleet's.
@@ -216,6 +232,9 @@ class App:
         if self.limiter is not None:
             out.update(rrl_drop=self.limiter.drops, rrl_slip=self.limiter.slips,
                        rrl_accounts=self.limiter.accounts)
+        if self.query_log is not None:
+            out["query_log_written"] = self.query_log.written
+            out["query_log_dropped"] = self.query_log.dropped + self.query_log.lost
         cache = self.builder.cache
         if cache is not None:
             out.update({f"redis_{k}": v for k, v in cache.counts.items()})
@@ -252,7 +271,43 @@ class App:
 
     # -- life cycle ------------------------------------------------------
 
+    def _bind(self) -> tuple[list[tuple[str, int, socket.socket, socket.socket]],
+                             socket.socket | None]:
+        """Every DNS socket (UDP and TCP per --listen address) and, with --user, the
+        HTTP one: bound first, so that nothing else runs before privileges drop."""
+        reuse = self.settings.workers > 1
+        dns = [(host, port, bind_socket(host, port, socket.SOCK_DGRAM, reuse),
+                bind_socket(host, port, socket.SOCK_STREAM, reuse))
+               for host, port in self.settings.listen]
+        http = None
+        if self.settings.http is not None and self.settings.user is not None:
+            http = bind_socket(*self.settings.http, socket.SOCK_STREAM)
+        return dns, http
+
+    def _drop_privileges(self, user: str) -> None:
+        from geostream_dns.adapters.privileges import (
+            die_with_parent,
+            drop_privileges,
+            lookup_user,
+        )
+
+        # What the server imports on demand, imported while it can still read
+        # any installation (a virtualenv in root's home, say).
+        for module in PRELOAD:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                log.warning("privileges.preload_failed", module=module)
+        settings = self.settings
+        drop_privileges(lookup_user(user), folders=[settings.state_dir],
+                        files=[settings.query_log] if settings.query_log else [])
+        if self.worker != 0:
+            die_with_parent(self.parent)
+
     async def start(self) -> None:
+        dns_sockets, http_socket = self._bind()
+        if self.settings.user is not None:
+            self._drop_privileges(self.settings.user)
         self.health.start()
         if self.fleet is not None:
             # The fleet's verdicts before the first answer: a new server never
@@ -265,21 +320,30 @@ class App:
         await self.reload()
         if self.settings.listen:
             await self.cookie_secret.start()
-        for host, port in self.settings.listen:
-            reuse = self.settings.workers > 1
-            udp = await start_udp(self.worlds, self.stats, host, port, reuse, self.limiter)
-            self._closers.append(udp)
+        # TCP listens before UDP answers: the sockets were bound before the zones
+        # loaded, and queries already waiting on UDP are answered at once, so a
+        # client that saw a UDP answer must find TCP listening too.
+        for host, port, _, tcp_socket in dns_sockets:
             tcp = await start_tcp(
-                TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout),
-                host, port, reuse)
+                TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout,
+                          query_log=self.query_log),
+                host, port, sock=tcp_socket)
             self._closers.append(tcp)
+        for host, port, udp_socket, _ in dns_sockets:
+            udp = await start_udp(self.worlds, self.stats, host, port, sock=udp_socket,
+                                  query_log=self.query_log, limiter=self.limiter)
+            self._closers.append(udp)
             log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])
         if self.settings.http is not None:
             from geostream_dns.api.http import start_http
 
-            server = await start_http(self, *self.settings.http)
+            server = await start_http(self, *self.settings.http, sock=http_socket)
             self._closers.append(server)
             log.info("http.started", host=self.settings.http[0], port=self.settings.http[1])
+        if self.query_log is not None:
+            self.query_log.start()
+            log.info("query_log.started", path=str(self.settings.query_log),
+                     sample=self.settings.query_log_sample)
         self._tasks.append(asyncio.create_task(self._watch()))
         self.alias.start()
         if self.fleet is not None:
@@ -288,11 +352,23 @@ class App:
     def stop(self) -> None:
         self._stop.set()
 
+    def hangup(self) -> None:
+        """SIGHUP: reopen the query log (after a rotation), in every worker."""
+        if self.query_log is not None:
+            self.query_log.reopen()
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except OSError:
+                pass  # gone, or not ours to signal
+        log.info("server.hangup", worker=self.worker)
+
     async def run(self) -> None:
         await self.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.hangup)
         log.info("server.started", generation=self.generation, worker=self.worker)
         await self._stop.wait()
         log.info("server.stopping")
@@ -305,4 +381,6 @@ class App:
             task.cancel()
         for closer in self._closers:
             closer.close()
+        if self.query_log is not None:
+            self.query_log.close()  # what is buffered is written
         log.info("server.stopped")

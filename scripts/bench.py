@@ -16,6 +16,10 @@ Runs (all bounded by -l, all against 127.0.0.1):
 and prints the server's CPU time per answered query (utime+stime from /proc),
 GeoStream qps / dnslib qps, and routed qps / static qps.
 
+With `--variant ARGS` this tree also runs with the extra `serve` arguments ARGS
+(for example `--query-log FILE`), alternating run by run the same way, and the
+ratio of each run is printed.
+
 With `--against REV` the same GeoStream runs are made against the revision REV
 (checked out into a temporary git worktree and run with this checkout's
 virtualenv), alternating run by run with the current tree so both see the same
@@ -24,7 +28,7 @@ are pinned to CPU 1 and dnsperf to CPU 0 when the machine has at least two
 CPUs. Results: bench-results/latest.json.
 
     .venv/bin/python scripts/bench.py [--seconds 10] [--only geostream|dnslib]
-                                      [--against REV] [--repeat N]
+                                      [--against REV] [--variant ARGS] [--repeat N]
 """
 
 from __future__ import annotations
@@ -362,6 +366,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     ap.add_argument("--against", metavar="REV",
                     help="also bench this git revision, run by run, in the same run")
+    ap.add_argument("--variant", metavar="ARGS",
+                    help="also bench this tree with these extra `serve` arguments (one "
+                         "shell-quoted string, e.g. \"--query-log /tmp/q.log\"), run by run")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="rounds of the GeoStream runs; the median of each is reported")
     args = ap.parse_args()
@@ -422,6 +429,10 @@ def main() -> int:
                 targets[f"geostream@{args.against}"] = [
                     python, "-m", "geostream_dns.cli.main", "serve",
                     "--state-dir", str(tmp / "state-against")]
+            if args.variant:
+                targets["geostream+variant"] = [
+                    args.server_bin, "serve", "--state-dir", str(tmp / "state-variant"),
+                    *shlex.split(args.variant)]
         servers: dict[str, tuple[Server, int]] = {}
         try:
             for target, base in targets.items():
@@ -429,10 +440,11 @@ def main() -> int:
                 cmd = [*base, "--zones", str(ROOT / "zones"), "--listen", f"127.0.0.1:{port}",
                        "--http", f"127.0.0.1:{hport}", *shlex.split(args.extra_server_args)]
                 env = None
-                if target != "geostream":  # the older revision's package, this venv
+                older = target.startswith("geostream@")
+                if older:  # the older revision's package, this venv
                     env = dict(os.environ, PYTHONPATH=str(against))
                 server = Server(target, pin(1, cmd, pinned), tmp / f"{target}.log", env,
-                                cwd=against if target != "geostream" else ROOT)
+                                cwd=against if older and against is not None else ROOT)
                 print(f"bench: started {target} pid {server.pid}: {' '.join(server.cmd)}",
                       flush=True)
                 servers[target] = (server, port)
@@ -493,6 +505,11 @@ def main() -> int:
         before = {label: share(qps("geostream", label), qps(old, label))
                   for label, *_ in geostream_runs}
 
+    variant: dict[str, float | None] = {}
+    if args.variant:
+        variant = {label: share(qps("geostream+variant", label), qps("geostream", label))
+                   for label, *_ in geostream_runs}
+
     print()
     print(fmt_table(runs))
     if g is not None and d is not None and ratio is not None:
@@ -505,6 +522,9 @@ def main() -> int:
     for label, value in before.items():
         if value is not None:
             print(f"{label}: this tree / {args.against} = {value:.1%}")
+    for label, value in variant.items():
+        if value is not None:
+            print(f"{label}: with {args.variant!r} / without = {value:.1%}")
 
     result = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -521,6 +541,8 @@ def main() -> int:
         "shares": shares,
         "against": args.against,
         "this_tree_over_against": before,
+        "variant": args.variant,
+        "variant_over_this_tree": variant,
         "repeat": args.repeat,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

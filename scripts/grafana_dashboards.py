@@ -161,21 +161,23 @@ def dashboard(uid: str, title: str, description: str, layout: Layout) -> dict[st
 
 
 def traffic() -> dict[str, Any]:
+    # A share's numerator has no series until the first such query: `or vector(0)`
+    # makes the panel say 0% rather than "No data".
     q = f"geostream_dns_queries_total{{{SEL}}}"
     lay = Layout()
     lay.row("Traffic")
     lay.add(stat("Queries/s", "DNS queries answered (or dropped) per second, all servers.",
                  f"sum(rate({q}[{RATE}]))", "reqps"), w=6, h=4)
     lay.add(stat("SERVFAIL share", "Share of queries answered SERVFAIL.",
-                 f'sum(rate(geostream_dns_queries_total{{{SEL}, rcode="SERVFAIL"}}[{RATE}]))'
-                 f" / sum(rate({q}[{RATE}]))",
+                 f'(sum(rate(geostream_dns_queries_total{{{SEL}, rcode="SERVFAIL"}}[{RATE}]))'
+                 f" or vector(0)) / sum(rate({q}[{RATE}]))",
                  "percentunit", [(None, "green"), (0.001, "orange"), (0.01, "red")]), w=6, h=4)
     lay.add(stat("REFUSED share", "Share of queries for names outside every hosted zone.",
-                 f'sum(rate(geostream_dns_queries_total{{{SEL}, rcode="REFUSED"}}[{RATE}]))'
-                 f" / sum(rate({q}[{RATE}]))", "percentunit"), w=6, h=4)
+                 f'(sum(rate(geostream_dns_queries_total{{{SEL}, rcode="REFUSED"}}[{RATE}]))'
+                 f" or vector(0)) / sum(rate({q}[{RATE}]))", "percentunit"), w=6, h=4)
     lay.add(stat("TCP share", "Share of queries that came over TCP.",
-                 f'sum(rate(geostream_dns_queries_total{{{SEL}, transport="tcp"}}[{RATE}]))'
-                 f" / sum(rate({q}[{RATE}]))", "percentunit"), w=6, h=4)
+                 f'(sum(rate(geostream_dns_queries_total{{{SEL}, transport="tcp"}}[{RATE}]))'
+                 f" or vector(0)) / sum(rate({q}[{RATE}]))", "percentunit"), w=6, h=4)
     lay.add(timeseries("Queries by type", "Queries per second by query type.",
                        [target(f"sum by (qtype) (rate({q}[{RATE}]))", "{{qtype}}")],
                        "reqps", stack=True), w=8)
@@ -186,9 +188,15 @@ def traffic() -> dict[str, Any]:
     lay.add(timeseries("Queries by transport", "Queries per second over UDP and TCP.",
                        [target(f"sum by (transport) (rate({q}[{RATE}]))", "{{transport}}")],
                        "reqps", stack=True), w=8)
+    family = f"geostream_dns_queries_by_family_total{{{SEL}}}"
+    lay.add(timeseries("Queries by address family",
+                       "Queries per second over IPv4 and IPv6, by transport.",
+                       [target(f"sum by (family, transport) (rate({family}[{RATE}]))",
+                               "{{family}} {{transport}}")],
+                       "reqps", stack=True), w=8, h=7)
     lay.add(timeseries("Queries by server", "Queries per second on each server.",
                        [target(f"sum by (instance) (rate({q}[{RATE}]))", "{{instance}}")],
-                       "reqps", stack=True), w=24, h=7)
+                       "reqps", stack=True), w=16, h=7)
 
     lay.row("Answer latency")
     bucket = f"geostream_dns_answer_duration_seconds_bucket{{{SEL}}}"

@@ -160,6 +160,13 @@ def query_metrics(app: App) -> Iterator[Metric]:
                                                          SIZE_BUCKETS),
                          sum_value=stats.size_sum[transport])
     yield sizes
+    by_family = CounterMetricFamily(
+        "geostream_dns_queries_by_family", "DNS queries received, by transport and the "
+        "address family of the socket they came to (ipv4, ipv6).",
+        labels=["transport", "family"])
+    for (transport, family), count in sorted(stats.families().items()):
+        by_family.add_metric([transport, family], count)
+    yield by_family
     yield CounterMetricFamily(
         "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
         "the client retries over TCP).", value=stats.truncated)
@@ -176,6 +183,14 @@ def query_metrics(app: App) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "geostream_dns_cookie_valid_queries", "Queries that held a valid server cookie "
         "(DNS Cookies; never rate limited).", value=cookies)
+
+    if app.query_log is not None:
+        yield CounterMetricFamily(
+            "geostream_query_log_lines", "Sampled queries written to the query log.",
+            value=extra.get("query_log_written", 0))
+        yield CounterMetricFamily(
+            "geostream_query_log_dropped", "Sampled queries left out of the query log: its "
+            "buffer was full or a write failed.", value=extra.get("query_log_dropped", 0))
 
     buckets = list(stats.latency_buckets)
     yield HistogramMetricFamily(

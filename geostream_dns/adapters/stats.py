@@ -31,6 +31,7 @@ LATENCY_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
 BOUNDS_NS = tuple(int(b * 1e9) for b in LATENCY_BUCKETS)
 
 TRANSPORTS = ("udp", "tcp")
+FAMILIES = ("ipv4", "ipv6")
 
 # Upper bounds (bytes) of the response-size histogram buckets.
 SIZE_BUCKETS = (64, 128, 256, 512, 1024, 1232, 4096, 16384, 65535)
@@ -43,7 +44,7 @@ class QueryStats:
 
     __slots__ = ("counts", "folded", "latency_buckets", "latency_sum_ns", "errors",
                  "tcp_connections", "tcp_idle_closed", "size_buckets", "size_sum", "truncated",
-                 "extra")
+                 "extra", "listeners", "family_extra")
 
     def __init__(self) -> None:
         # transport -> outcome object -> queries since the last fold
@@ -62,6 +63,10 @@ class QueryStats:
         # other counters kept elsewhere in this process (GeoIP memo, answer cache):
         # name -> value, filled in by the App before it shares its totals
         self.extra: dict[str, int] = {}
+        # the transports' listeners, each counting the queries it received in its
+        # own `received` (one socket, one address family), and other workers' totals
+        self.listeners: list[Any] = []
+        self.family_extra: dict[tuple[str, str], int] = {}
 
     def record(self, counts: dict[Outcome, int], outcome: Outcome, elapsed_ns: int,
                transport: str, size: int) -> None:
@@ -73,6 +78,15 @@ class QueryStats:
         if size:
             self.size_buckets[transport][bisect_left(SIZE_BUCKETS, size)] += 1
             self.size_sum[transport] += size
+
+    def families(self) -> dict[tuple[str, str], int]:
+        """Queries received by (transport, address family)."""
+        out = {(t, f): 0 for t in TRANSPORTS for f in FAMILIES}
+        for listener in self.listeners:
+            out[(listener.transport_name, listener.family)] += listener.received
+        for key, count in self.family_extra.items():
+            out[key] = out.get(key, 0) + count
+        return out
 
     def fold(self) -> dict[tuple[str, OutcomeValues], int]:
         """Move the per-object counts into the per-value totals; return the totals.
@@ -96,7 +110,8 @@ class QueryStats:
                 "latency_buckets": self.latency_buckets, "latency_sum_ns": self.latency_sum_ns,
                 "errors": self.errors, "tcp_connections": self.tcp_connections,
                 "tcp_idle_closed": self.tcp_idle_closed, "size_buckets": self.size_buckets,
-                "size_sum": self.size_sum, "truncated": self.truncated, "extra": self.extra}
+                "size_sum": self.size_sum, "truncated": self.truncated, "extra": self.extra,
+                "families": [[t, f, n] for (t, f), n in self.families().items()]}
 
     def merged(self, others: list[dict[str, Any]]) -> QueryStats:
         """A copy of these totals with other workers' added."""
@@ -109,6 +124,7 @@ class QueryStats:
         total.size_buckets = {t: list(b) for t, b in self.size_buckets.items()}
         total.size_sum = dict(self.size_sum)
         total.extra = dict(self.extra)
+        total.family_extra = self.families()
         for other in others:
             try:
                 for transport, values, count in other["folded"]:
@@ -128,6 +144,9 @@ class QueryStats:
                     total.size_sum[transport] += int(other["size_sum"][transport])
                 for name, value in other["extra"].items():
                     total.extra[name] = total.extra.get(name, 0) + int(value)
+                for transport, family, count in other.get("families", []):
+                    where = (str(transport), str(family))
+                    total.family_extra[where] = total.family_extra.get(where, 0) + int(count)
             except (KeyError, TypeError, ValueError):
                 continue  # a file being replaced, or not ours
         return total

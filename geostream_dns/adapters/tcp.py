@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.query_log import QueryLog
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats
 from geostream_dns.core.resolve import resolve, server_failure
@@ -83,6 +84,7 @@ class TcpConnection(asyncio.Protocol):
                 break
             message = bytes(buf[2:2 + length])
             del buf[:2 + length]
+            server.received += 1
             self.last_activity = asyncio.get_running_loop().time()
             start = perf_counter_ns()
             try:
@@ -99,8 +101,13 @@ class TcpConnection(asyncio.Protocol):
             if len(response) > 0xFFFF:  # cannot be framed: say so rather than hang up
                 response = server_failure(message)
             self.transport.write(len(response).to_bytes(2, "big") + response)  # type: ignore[union-attr]
-            server.stats.record(server.counts, outcome, perf_counter_ns() - start, "tcp",
-                                len(response))
+            elapsed = perf_counter_ns() - start
+            server.stats.record(server.counts, outcome, elapsed, "tcp", len(response))
+            query_log = server.query_log
+            if query_log is not None:
+                query_log.countdown -= 1
+                if not query_log.countdown:
+                    query_log.offer("tcp", message, self.peer, outcome, elapsed)
 
     def pause_writing(self) -> None:
         # Stop answering (and reading) until the peer drains our replies, so a
@@ -117,10 +124,16 @@ class TcpConnection(asyncio.Protocol):
 
 
 class TcpServer:
+    transport_name = "tcp"
+
     def __init__(self, worlds: WorldRef, stats: QueryStats,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS,
+                 query_log: QueryLog | None = None) -> None:
         self.worlds = worlds
+        self.query_log = query_log
+        self.family = "ipv4"  # of its listening socket: set by start_tcp
+        self.received = 0
         self.stats = stats
         self.counts = stats.counts["tcp"]
         self.idle_timeout = idle_timeout
@@ -131,7 +144,12 @@ class TcpServer:
         return TcpConnection(self)
 
 
-async def start_tcp(server: TcpServer, host: str, port: int, reuse_port: bool = False) -> Any:
+async def start_tcp(server: TcpServer, host: str, port: int, reuse_port: bool = False, *,
+                    sock: socket.socket | None = None) -> Any:
+    """Answer on host:port, or on `sock` when it is already bound (`serve --user`)."""
     loop = asyncio.get_running_loop()
-    sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    if sock is None:
+        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port)
+    server.family = "ipv6" if sock.family == socket.AF_INET6 else "ipv4"
+    server.stats.listeners.append(server)
     return await loop.create_server(server.protocol, sock=sock, backlog=1024)

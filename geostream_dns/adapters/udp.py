@@ -1,10 +1,4 @@
-"""The UDP transport: datagrams in, `resolve`, response-rate limiting, datagrams out.
-
-With a `ResponseLimiter` (adapters/rrl.py), each reply is charged to its
-client network's account before it is sent: a limited reply is dropped, or
-replaced by a tiny truncated one (`core.resolve.limited_reply`) when it
-slips. A query that held a valid server cookie is never limited.
-"""
+"""The UDP transport: datagrams in, `resolve`, datagrams out."""
 
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from geostream_dns.adapters.query_log import QueryLog
 from geostream_dns.adapters.rrl import ResponseLimiter
 from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import BOUNDS_NS, SIZE_BUCKETS, QueryStats
@@ -27,11 +22,18 @@ log = structlog.get_logger("geostream.udp")
 
 
 class UdpServer(asyncio.DatagramProtocol):
+    transport_name = "udp"
+
     def __init__(self, worlds: WorldRef, stats: QueryStats,
+                 query_log: QueryLog | None = None, family: str = "ipv4",
                  limiter: ResponseLimiter | None = None) -> None:
         self.worlds = worlds
         self.stats = stats
         self.limiter = limiter
+        self.query_log = query_log
+        self.family = family  # of the one socket this serves
+        self.received = 0
+        stats.listeners.append(self)
         self.counts = stats.counts["udp"]
         self.sizes = stats.size_buckets["udp"]
         self.transport: asyncio.DatagramTransport | None = None
@@ -41,6 +43,7 @@ class UdpServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         start = perf_counter_ns()
+        self.received += 1
         try:
             response, outcome = resolve(data, addr[0], self.worlds.world)
             limiter = self.limiter
@@ -71,6 +74,11 @@ class UdpServer(asyncio.DatagramProtocol):
         stats.latency_sum_ns += elapsed
         counts = self.counts
         counts[outcome] = counts.get(outcome, 0) + 1
+        query_log = self.query_log
+        if query_log is not None:
+            query_log.countdown -= 1
+            if not query_log.countdown:
+                query_log.offer("udp", data, addr[0], outcome, elapsed)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for replies to vanished clients: nothing to do.
@@ -78,11 +86,14 @@ class UdpServer(asyncio.DatagramProtocol):
 
 
 async def start_udp(worlds: WorldRef, stats: QueryStats, host: str, port: int,
-                    reuse_port: bool = False,
+                    reuse_port: bool = False, *, sock: socket.socket | None = None,
+                    query_log: QueryLog | None = None,
                     limiter: ResponseLimiter | None = None) -> asyncio.DatagramTransport:
+    """Answer on host:port, or on `sock` when it is already bound (`serve --user`)."""
     loop = asyncio.get_running_loop()
+    if sock is None:
+        sock = bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+    family = "ipv6" if sock.family == socket.AF_INET6 else "ipv4"
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(worlds, stats, limiter),
-        sock=bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
-    )
+        lambda: UdpServer(worlds, stats, query_log, family, limiter), sock=sock)
     return transport

@@ -25,6 +25,7 @@ import asyncio
 import hmac
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -446,10 +447,16 @@ class HttpServer:
 
 async def start_http(app: App, host: str, port: int, *, router: Router | None = None,
                      registry: CollectorRegistry | None = None,
-                     read_timeout: float = READ_TIMEOUT) -> HttpServer:
-    """Listen on host:port (0 picks a free port: see `server.sockets[0].getsockname()`)."""
+                     read_timeout: float = READ_TIMEOUT,
+                     sock: socket.socket | None = None) -> HttpServer:
+    """Listen on host:port (0 picks a free port: see `server.sockets[0].getsockname()`),
+    or on `sock` when it is already bound (`serve --user`)."""
     registry = registry if registry is not None else make_registry(app)
     server = HttpServer(app, router or default_router(registry), registry, read_timeout)
-    server.server = await asyncio.start_server(server._serve_connection, host, port,
-                                               limit=MAX_HEAD)
+    if sock is not None:
+        server.server = await asyncio.start_server(server._serve_connection, sock=sock,
+                                                   limit=MAX_HEAD)
+    else:
+        server.server = await asyncio.start_server(server._serve_connection, host, port,
+                                                   limit=MAX_HEAD)
     return server

@@ -76,6 +76,15 @@ def register(sub: Any) -> None:
                    help="ask for every ALIAS target at least this often, whatever its TTL "
                         "(default 3600)")
     add_abuse_options(p)
+    p.add_argument("--user", metavar="NAME",
+                   help="after binding the sockets (port 53 needs root), run as this user "
+                        "(GEOSTREAM_USER)")
+    p.add_argument("--query-log", metavar="FILE",
+                   help="append one JSON line per sampled query to FILE; reopened on SIGHUP "
+                        "(GEOSTREAM_QUERY_LOG)")
+    p.add_argument("--query-log-sample", type=int, default=None, metavar="N",
+                   help="log one query in N (GEOSTREAM_QUERY_LOG_SAMPLE, default 1: every "
+                        "query)")
     p.set_defaults(func=run)
 
 
@@ -124,7 +133,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
         probe=not args.no_probe,
         rrl=rrl_settings(args),
         cookie_rotation=cookie_rotation(args),
+        user=args.user or env.get("GEOSTREAM_USER") or None,
+        query_log=pathlib.Path(q) if (q := args.query_log or env.get("GEOSTREAM_QUERY_LOG"))
+        else None,
+        query_log_sample=_positive("--query-log-sample", args.query_log_sample
+                                   if args.query_log_sample is not None
+                                   else env.get("GEOSTREAM_QUERY_LOG_SAMPLE") or 1),
     )
+
+
+def _positive(option: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ValueError(f"{option}: expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{option}: must be 1 or more, got {number}")
+    return number
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from(args)
+        if settings.user is not None:
+            from geostream_dns.adapters.privileges import lookup_user
+
+            lookup_user(settings.user)  # an unknown user is an error before anything starts
     except ValueError as exc:
         print(f"geostream-dns serve: {exc}", file=sys.stderr)
         return 2
@@ -149,7 +178,9 @@ def run(args: argparse.Namespace) -> int:
         pass
     children = _fork_workers(settings) if settings.workers > 1 else []
     try:
-        asyncio.run(App(settings).run())
+        app = App(settings)
+        app.children = children
+        asyncio.run(app.run())
     except OSError as exc:
         print(f"geostream-dns serve: {exc}", file=sys.stderr)
         return 1
@@ -161,21 +192,20 @@ def run(args: argparse.Namespace) -> int:
 def _fork_workers(settings: Settings) -> list[int]:
     """Start workers 1..N-1: each binds the same DNS ports (SO_REUSEPORT) and
     answers from its own snapshot; only worker 0 (this process) serves HTTP."""
-    import ctypes
     import dataclasses
-    import signal
 
+    from geostream_dns.adapters.privileges import die_with_parent
     from geostream_dns.app import App
 
     children = []
     worker_settings = dataclasses.replace(settings, http=None)
+    parent = os.getpid()
     for worker in range(1, settings.workers):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                # Die with the parent, however it ends.
-                ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+                die_with_parent(parent)  # however the parent ends
                 asyncio.run(App(worker_settings, worker=worker).run())
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
                 code = 1
@@ -190,8 +220,8 @@ def _stop_workers(children: list[int]) -> None:
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, PermissionError):
+            pass  # gone; or still root while this process dropped (--user): PDEATHSIG
     for pid in children:
         try:
             os.waitpid(pid, 0)

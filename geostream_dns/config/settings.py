@@ -141,6 +141,9 @@ class Settings:
     alias_refresh_max: float = 3600.0  # seconds: every target is asked for at least this often
     rrl: RrlSettings = RrlSettings()  # response-rate limiting (UDP)
     cookie_rotation: float = DEFAULT_COOKIE_ROTATION
+    user: str | None = None  # serve --user: drop to this user once the sockets are bound
+    query_log: pathlib.Path | None = None  # serve --query-log: one JSON line per sampled query
+    query_log_sample: int = 1  # log one query in this many
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -43,6 +43,7 @@ TARGET_LABELS = frozenset({"instance", "job"})
 
 METRICS: dict[str, frozenset[str]] = {
     "geostream_dns_queries_total": frozenset({"transport", "qtype", "rcode"}),
+    "geostream_dns_queries_by_family_total": frozenset({"transport", "family"}),
     "geostream_dns_answer_duration_seconds_bucket": frozenset({"le"}),
     "geostream_dns_answer_duration_seconds_sum": frozenset(),
     "geostream_dns_answer_duration_seconds_count": frozenset(),
@@ -67,8 +68,9 @@ METRICS: dict[str, frozenset[str]] = {
 # Label values fixed by the contract, where an expression names one.
 LABEL_VALUES: dict[str, frozenset[str]] = {
     "action": frozenset({"slip", "drop"}),
-    "state": frozenset({"insync", "lagging", "probers"}),
+    "state": frozenset({"insync", "lagging", "prober"}),
     "transport": frozenset({"udp", "tcp"}),
+    "family": frozenset({"ipv4", "ipv6"}),
     "result": frozenset({"hit", "miss"}),
     "to": frozenset({"up", "down"}),
 }
