@@ -15,8 +15,7 @@ Then every Grafana panel query (tests/deploy/expressions.py) must return
 data through Prometheus's HTTP API, every alert expression must evaluate, and
 the alerts this fleet provokes (target down, fail-open, Redis down, zones
 failing, reload errors, and — after `ns3` is stopped — server down) must
-select something. A panel whose metrics no server exports fails the test
-unless the metric is in `PENDING` (built elsewhere, not in this tree yet).
+select something. A panel whose metrics no server exports fails the test.
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ import pytest
 import redis
 
 from tests.deploy.expressions import (
-    Expression,
     alert_expressions,
     dashboard_expressions,
     metric_names,
@@ -64,8 +62,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT = 30.0
 DATA_TIMEOUT = 60.0  # seconds for a panel query to return data
 LOAD_LIMIT = 600.0  # the query load stops after this long, whatever happens
-# Metrics that panels and alerts use but this tree does not export yet.
-PENDING = frozenset({"geostream_rrl_actions_total"})
 
 FLEET_RECORDS = """\
 www:
@@ -198,6 +194,11 @@ def send_load(servers: list[ServerProcess], broken: ServerProcess,
             broken.query("www.broken.test.", "A", timeout=0.5)  # a zone that never loaded
         except Exception:  # noqa: BLE001
             pass
+        for _ in range(4):  # over ns3's rate limit of one a second: dropped and slipped
+            try:
+                broken.query("static.example.com.", "A", timeout=0.2)
+            except Exception:  # noqa: BLE001
+                pass
         stop.wait(0.2)
 
 
@@ -251,7 +252,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory,
             base / "ns2", database_url=url, geoip=city_mmdb, env=fleet_env,
             listens=[("127.0.0.1", ns2_port), ("::1", ns2_port)],
             args=["--site", "site-b", "--server-id", "ns2"])
-        # ns3: embedded mode, one zone that never loads, and no Redis where it looks.
+        # ns3: embedded mode, one zone that never loads, no Redis where it looks, and
+        # a response-rate limit the load goes over.
         embedded = base / "embedded"
         write_zone(embedded, "static: {type: A, value: 192.0.2.80}\n", healthchecks={})
         broken_zone = embedded / "broken.test.yaml"
@@ -260,7 +262,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory,
         dead_redis = f"redis://127.0.0.1:{free_port()}/0"
         servers["ns3"] = ServerProcess.start(
             base / "ns3", zones=embedded, geoip=city_mmdb, env={"REDIS_URL": dead_redis},
-            args=["--site", "site-c", "--server-id", "ns3", "--no-probe"])
+            args=["--site", "site-c", "--server-id", "ns3", "--no-probe",
+                  "--rrl-rate", "1", "--rrl-exempt", "none"])
         load = threading.Thread(
             target=send_load, args=([servers["ns1"], servers["ns2"]], servers["ns3"], stop),
             name="query-load", daemon=True)
@@ -324,22 +327,16 @@ def test_the_fleet_answers_every_kind_of_query(fleet: Fleet) -> None:
 
 def test_every_dashboard_query_returns_data(fleet: Fleet) -> None:
     names = exported(list(fleet.servers.values())) | {"up"}
-    pending: list[Expression] = []
     empty: list[str] = []
     expressions = list(dashboard_expressions())
     assert len(expressions) >= 30
     for expression in expressions:
         missing = metric_names(expression.promql) - names
-        if missing:
-            assert missing <= PENDING, f"{expression}: no server exports {sorted(missing)}"
-            pending.append(expression)
-            continue
+        assert not missing, f"{expression}: no server exports {sorted(missing)}"
         result = eventually(lambda e=expression: fleet.prometheus.result(e.promql))  # type: ignore[misc]
         if not result:
             empty.append(f"{expression}: {expression.promql}")
     assert not empty, "panel queries without data:\n" + "\n".join(empty)
-    # Only the RRL panels wait for their metric.
-    assert all("rrl" in e.promql for e in pending), pending
 
 
 # -- the alerts ----------------------------------------------------------------------
@@ -404,7 +401,7 @@ def test_docs_metrics_lists_exactly_what_the_servers_export(fleet: Fleet) -> Non
     assert len(exported_families) >= 40
     undocumented = sorted(exported_families.keys() - docs.keys())
     assert not undocumented, f"exported but not in docs/metrics.md: {undocumented}"
-    missing = sorted(docs.keys() - exported_families.keys() - PENDING)
+    missing = sorted(docs.keys() - exported_families.keys())
     assert not missing, f"in docs/metrics.md but exported by no server: {missing}"
     wrong = {n: (t, docs[n]) for n, t in exported_families.items() if docs[n] != t}
     assert not wrong, f"(exported type, documented type): {wrong}"
