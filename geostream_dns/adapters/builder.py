@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 import structlog
 
 from geostream_dns.adapters.answer_cache import BUILD_CHUNK, CLAIM_MS, AnswerCache
+from geostream_dns.adapters.dnssec_keys import KeyRecord, KeyStore, records_fingerprint, signing_of
 from geostream_dns.adapters.stores import Store, ZoneSource
 from geostream_dns.core import cachefmt
 from geostream_dns.core.build import assemble, children_of, compile_unit, unit_key
+from geostream_dns.core.dnssec import ZoneSigning
 from geostream_dns.core.model import Zone
 from geostream_dns.core.outcome import Outcomes
 from geostream_dns.core.snapshot import CompiledZone, Snapshot
@@ -59,9 +61,17 @@ class BuildReport:
 class SnapshotBuilder:
     def __init__(self, store: Store, cache: AnswerCache | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 keys: KeyStore | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.store = store
         self.cache = cache
+        self.keys = keys
+        self._wall = wall
+        # signed zones: the keys' fingerprint (ids, states, window) of the last build
+        self.signed_with: dict[str, str] = {}
+        self._signing: dict[str, ZoneSigning] = {}
+        self._records: dict[str, list[KeyRecord]] = {}
         self._clock = clock
         self._sleep = sleep
         self._corrupt: set[str] = set()  # entries found corrupt during this build
@@ -71,7 +81,9 @@ class SnapshotBuilder:
         report = BuildReport()
         self._corrupt = set()
         children = children_of(s.origin for s in sources)
-        keys = {s.origin: unit_key(s.digest, children[s.origin]) for s in sources}
+        self._read_keys()
+        keys = {s.origin: unit_key(s.digest, children[s.origin], self._signing.get(s.origin))
+                for s in sources}
         units: dict[str, CompiledZone] = {}
         missing: list[ZoneSource] = []
         for source in sources:
@@ -111,7 +123,8 @@ class SnapshotBuilder:
                 still.append(source)
                 continue
             try:
-                unit = cachefmt.decode(data, self._model_loader(source.origin), outcomes)
+                unit = cachefmt.decode(data, self._model_loader(source.origin), outcomes,
+                                       self._signing.get(source.origin))
             except cachefmt.CacheFormatError as exc:
                 cache.corrupt(keys[source.origin], str(exc))
                 self._corrupt.add(keys[source.origin])
@@ -218,8 +231,9 @@ class SnapshotBuilder:
                 failed.append(keys[source.origin])
                 continue
             zone, digest = got
-            key = unit_key(digest, children[source.origin])
-            unit = compile_unit(zone, key, children[source.origin], outcomes)
+            signing = self._signing_for(zone)
+            key = unit_key(digest, children[source.origin], signing)
+            unit = compile_unit(zone, key, children[source.origin], outcomes, signing)
             units[source.origin] = unit
             report.built += 1
             if cache is not None:
@@ -230,3 +244,45 @@ class SnapshotBuilder:
             if entries:
                 cache.store(entries)
             cache.release(failed)
+
+    # -- DNSSEC keys ---------------------------------------------------------------
+
+    def _read_keys(self) -> None:
+        """Every signed zone's keys and this moment's signature window."""
+        if self.keys is None:
+            return
+        now = self._wall()
+        self._records = self.keys.all_records()
+        self._signing = {}
+        self.signed_with = {}
+        for origin, records in self._records.items():
+            signing = signing_of(records, self.keys.secret, now)
+            if signing is not None:
+                self._signing[origin] = signing
+                self.signed_with[origin] = records_fingerprint(records, now)
+
+    def _signing_for(self, zone: Zone) -> ZoneSigning | None:
+        """The zone's signing; its keys are made here when it is first signed."""
+        if zone.dnssec is None or self.keys is None:
+            return None
+        found = self._signing.get(zone.origin)
+        if found is None:
+            now = self._wall()
+            records = self.keys.ensure(zone.origin, zone.dnssec, now)
+            found = signing_of(records, self.keys.secret, now)
+            if found is not None:
+                self._signing[zone.origin] = found
+                self.signed_with[zone.origin] = records_fingerprint(records, now)
+                log.info("dnssec.keys", zone=zone.origin,
+                         keys=[f"{r.role}:{r.state}" for r in records])
+        return found
+
+    def resign_due(self) -> bool:
+        """True when a signed zone's keys changed (a rollover step) or its
+        signatures are due for renewal: the snapshot must be built again."""
+        if self.keys is None or not self.signed_with:
+            return False
+        now = self._wall()
+        current = {origin: records_fingerprint(records, now)
+                   for origin, records in self.keys.all_records().items()}
+        return any(current.get(origin) != text for origin, text in self.signed_with.items())

@@ -32,9 +32,9 @@ import json
 import os
 import pathlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import dns.name
 from cryptography.hazmat.primitives import hashes, serialization
@@ -63,8 +63,8 @@ class KeyRecord:
     private: str  # PEM, or "aesgcm:<base64 nonce+ciphertext>"
     state: str
     created: int
-    next_at: int = 0  # when the next rollover step of this key is due (0: none)
-    wait: int = 0  # the DS TTL a KSK rollover waits for
+    next_at: int = 0  # a key in a rollover: when it entered its state (see step_due)
+    wait: int = 0  # the parent's DS TTL a KSK rollover waits for
 
     def public_view(self) -> dict[str, Any]:
         """Everything but the private part (for the API and the CLI)."""
@@ -160,55 +160,93 @@ def signing_of(records: list[KeyRecord], secret: str | None, now: float) -> Zone
     return ZoneSigning(zone_keys(records, secret), inception, expiration, anchor)
 
 
+def records_fingerprint(records: list[KeyRecord], now: float) -> str:
+    """What a zone's signing depends on, read cheaply: key ids and states, window."""
+    if not records:
+        return ""
+    inception = window(min(r.created for r in records), now)[0]
+    return ",".join(sorted(f"{r.id}:{r.state}" for r in records)) + f"@{inception}"
+
+
+class KeyStore(Protocol):
+    secret: str | None
+
+    def records(self, zone: str) -> list[KeyRecord]: ...
+
+    def all_records(self) -> dict[str, list[KeyRecord]]: ...
+
+    def ensure(self, zone: str, dnssec: Dnssec, now: float | None = None) -> list[KeyRecord]: ...
+
+    def update(self, zone: str, change: Callable[[list[KeyRecord]], list[KeyRecord]]
+               ) -> list[KeyRecord]: ...
+
+
 # -- rollovers --------------------------------------------------------------------------
 
 
-def start_rollover(records: list[KeyRecord], kind: str, now: int, dnskey_ttl: int,
-                   ds_ttl: int, secret: str | None) -> list[KeyRecord]:
+PENDING = ("published", "retired", "ds-published", "ds-retired")  # a rollover step waits
+
+
+def start_rollover(records: list[KeyRecord], kind: str, now: int, ds_ttl: int,
+                   secret: str | None) -> list[KeyRecord]:
     """The zone's keys with a rollover started: `kind` is "zsk" (pre-publish; a CSK
-    zone rolls its CSK the same way) or "ksk" (double DS)."""
-    if any(r.next_at for r in records):
+    zone rolls its CSK the same way) or "ksk" (double DS, waiting `ds_ttl` for the
+    parent's new DS to reach every cache)."""
+    if any(r.state in PENDING for r in records):
         raise GeoStreamError("a rollover is already running for this zone")
     active = [r for r in records if r.state == "active"]
     if not active:
-        raise GeoStreamError("the zone has no active key")
+        raise GeoStreamError("the zone has no DNSSEC keys yet")
     algorithm = active[0].algorithm
     roles = {r.role for r in active}
+    zone = records[0].zone
     if kind == "zsk":
         role = "zsk" if "zsk" in roles else "csk"
-        new = new_record(records[0].zone, role, algorithm, "published", now, secret,
-                         next_at=now + dnskey_ttl)
+        new = new_record(zone, role, algorithm, "published", now, secret, next_at=now)
     elif "ksk" in roles:
-        new = new_record(records[0].zone, "ksk", algorithm, "ds-published", now, secret,
-                         next_at=now + ds_ttl, wait=dnskey_ttl)
+        new = new_record(zone, "ksk", algorithm, "ds-published", now, secret, next_at=now,
+                         wait=ds_ttl)
     else:
         raise GeoStreamError("a zone signed with a CSK rolls it with --zsk")
     return [*records, new]
 
 
-def advance(records: list[KeyRecord], now: int, max_ttl: int) -> tuple[list[KeyRecord], list[str]]:
+def step_due(r: KeyRecord, dnskey_ttl: int, max_ttl: int) -> int:
+    """When the key's next rollover step is due (0: none). `next_at` holds the time
+    the key entered its state; the wait is what protects that state:
+
+    * published -> active (and the old key retired): the DNSKEY TTL, so every
+      cache holds the new key before anything is signed with it;
+    * retired -> removed: the largest TTL of the zone, so no cached signature
+      made by the old key is left;
+    * ds-published -> active (the old KSK leaves DNSKEY): the parent's DS TTL;
+    * ds-retired -> removed (its DS leaves CDS): the DNSKEY TTL.
+    """
+    if r.state not in PENDING:
+        return 0
+    wait = {"published": dnskey_ttl, "retired": max_ttl, "ds-published": r.wait,
+            "ds-retired": dnskey_ttl}[r.state]
+    return r.next_at + wait
+
+
+def advance(records: list[KeyRecord], now: int, dnskey_ttl: int,
+            max_ttl: int) -> tuple[list[KeyRecord], list[str]]:
     """The next step of each rollover whose time has come; (keys, steps taken)."""
     out = list(records)
     steps: list[str] = []
     for i, r in enumerate(records):
-        if not r.next_at or r.next_at > now:
+        due = step_due(r, dnskey_ttl, max_ttl)
+        if not due or due > now:
             continue
         olds = [j for j, o in enumerate(out) if o.role == r.role and o.id != r.id
                 and o.state == "active"]
-        if r.state == "published":  # pre-publish: the new key signs, the old retires
+        if r.state in ("published", "ds-published"):  # the new key takes over
             out[i] = replace(r, state="active", next_at=0)
             for j in olds:
-                out[j] = replace(out[j], state="retired", next_at=now + max_ttl)
+                out[j] = replace(out[j], state="retired" if r.state == "published"
+                                 else "ds-retired", next_at=now)
             steps.append(f"{r.role} {r.id} active")
-        elif r.state == "retired":
-            out[i] = replace(r, state="removed")
-            steps.append(f"{r.role} {r.id} removed")
-        elif r.state == "ds-published":  # double DS: the parent has both DS; swap keys
-            out[i] = replace(r, state="active", next_at=0)
-            for j in olds:
-                out[j] = replace(out[j], state="ds-retired", next_at=now + r.wait)
-            steps.append(f"{r.role} {r.id} active")
-        elif r.state == "ds-retired":
+        else:
             out[i] = replace(r, state="removed")
             steps.append(f"{r.role} {r.id} removed")
     return [r for r in out if r.state != "removed"], steps
@@ -263,17 +301,139 @@ class FileKeyStore:
             self.write(zone, records)
         return records
 
-    def zones(self) -> list[str]:
+    def all_records(self) -> dict[str, list[KeyRecord]]:
         if not self.folder.is_dir():
-            return []
-        return sorted(json.loads(p.read_text())["zone"] for p in self.folder.glob("*.json"))
+            return {}
+        out = {}
+        for path in sorted(self.folder.glob("*.json")):
+            raw = json.loads(path.read_text())
+            out[raw["zone"]] = [KeyRecord(**item) for item in raw["keys"]]
+        return out
 
-    def update(self, zone: str, change: Any) -> list[KeyRecord]:
+    def update(self, zone: str, change: Callable[[list[KeyRecord]], list[KeyRecord]]
+               ) -> list[KeyRecord]:
         """Apply `change(records) -> records` and store the result."""
         records = change(self.records(zone))
         self.write(zone, records)
-        return records  # type: ignore[no-any-return]
+        return records
 
 
 def parse_zone(name: str) -> str:
     return dns.name.from_text(name).to_text().lower()
+
+
+_COLUMNS = "id, zone, role, algorithm, private, state, created, next_at, wait"
+
+
+class PgKeyStore:
+    """Keys in PostgreSQL (`dnssec_keys`): production mode, one set for the fleet.
+
+    Making a zone's first keys and every rollover step run under a per-zone
+    advisory lock, so two servers never make two key sets. Each successful read
+    is mirrored to the state dir (mode 0600), so a server restarted while the
+    database is away still signs with the fleet's keys."""
+
+    def __init__(self, url: str, state_dir: pathlib.Path, secret: str | None = None) -> None:
+        from geostream_dns.adapters.pg import Database
+
+        self.secret = secret if secret is not None else os.environ.get(SECRET_ENV) or None
+        self.mirror = FileKeyStore(state_dir, self.secret)
+        self.url = url
+        self._db: Database | None = None
+
+    def _database(self) -> Any:
+        from geostream_dns.adapters.pg import Database
+
+        if self._db is None:
+            self._db = Database(self.url, min_size=0, max_size=2)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def _rows(rows: Iterable[tuple[Any, ...]]) -> list[KeyRecord]:
+        return [KeyRecord(*row) for row in rows]
+
+    def records(self, zone: str) -> list[KeyRecord]:
+        return self.all_records().get(zone, [])
+
+    def all_records(self) -> dict[str, list[KeyRecord]]:
+        from geostream_dns.errors import StoreUnavailable
+
+        try:
+            with self._database().transaction() as conn:
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM dnssec_keys "
+                                    "ORDER BY zone, created, id").fetchall()
+        except StoreUnavailable:
+            return self.mirror.all_records()
+        out: dict[str, list[KeyRecord]] = {}
+        for record in self._rows(rows):
+            out.setdefault(record.zone, []).append(record)
+        for zone, records in out.items():
+            if self.mirror.records(zone) != records:
+                self.mirror.write(zone, records)
+        return out
+
+    def _locked(self, conn: Any, zone: str) -> list[KeyRecord]:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("dnssec:" + zone,))
+        return self._rows(conn.execute(f"SELECT {_COLUMNS} FROM dnssec_keys WHERE zone = %s "
+                                       "ORDER BY created, id", (zone,)).fetchall())
+
+    def _replace(self, conn: Any, zone: str, records: list[KeyRecord]) -> None:
+        conn.execute("DELETE FROM dnssec_keys WHERE zone = %s", (zone,))
+        for r in records:
+            conn.execute(f"INSERT INTO dnssec_keys ({_COLUMNS}) VALUES "
+                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                         (r.id, r.zone, r.role, r.algorithm, r.private, r.state, r.created,
+                          r.next_at, r.wait))
+
+    def ensure(self, zone: str, dnssec: Dnssec, now: float | None = None) -> list[KeyRecord]:
+        with self._database().transaction() as conn:
+            records = self._locked(conn, zone)
+            if not records:
+                records = first_keys(zone, dnssec, int(now if now is not None else time.time()),
+                                     self.secret)
+                self._replace(conn, zone, records)
+        self.mirror.write(zone, records)
+        return records
+
+    def update(self, zone: str, change: Callable[[list[KeyRecord]], list[KeyRecord]]
+               ) -> list[KeyRecord]:
+        with self._database().transaction() as conn:
+            before = self._locked(conn, zone)
+            records = change(before)
+            if records != before:
+                self._replace(conn, zone, records)
+        self.mirror.write(zone, records)
+        return records
+
+
+def make_key_store(database_url: str | None, state_dir: pathlib.Path) -> KeyStore:
+    if database_url:
+        return PgKeyStore(database_url, state_dir)
+    return FileKeyStore(state_dir)
+
+
+def advance_all(store: KeyStore, now: float,
+                ttls: Callable[[str], tuple[int, int]]) -> list[str]:
+    """Take every rollover step that is due; the steps taken ("zone: step").
+    `ttls(zone)` is the zone's (DNSKEY TTL, largest TTL)."""
+    taken: list[str] = []
+    for zone, records in store.all_records().items():
+        dnskey_ttl, max_ttl = ttls(zone)
+        if not any(0 < step_due(r, dnskey_ttl, max_ttl) <= now for r in records):
+            continue
+        steps: list[str] = []
+
+        def change(current: list[KeyRecord], ttls: tuple[int, int] = (dnskey_ttl, max_ttl),
+                   steps: list[str] = steps) -> list[KeyRecord]:
+            out, made = advance(current, int(now), *ttls)
+            steps[:] = made
+            return out
+
+        store.update(zone, change)
+        taken += [f"{zone}: {step}" for step in steps]
+    return taken
