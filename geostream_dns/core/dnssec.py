@@ -23,6 +23,7 @@ answer) is signed once per build.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,8 +34,11 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.NSEC
+import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.dnskeybase
-import dns.rrset
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from geostream_dns.core.render import RRs
 
@@ -116,7 +120,7 @@ class ZoneFinder(Protocol):
 class Signer:
     """Signs one zone's RRsets with its keys for one window; keeps what it signed."""
 
-    __slots__ = ("origin", "signing", "zsks", "ksks", "_cache", "made")
+    __slots__ = ("origin", "signing", "zsks", "ksks", "_cache", "made", "_signer_wire")
 
     def __init__(self, origin: dns.name.Name, signing: ZoneSigning) -> None:
         self.origin = origin
@@ -128,6 +132,7 @@ class Signer:
         if not self.zsks or not self.ksks:
             raise ValueError(f"{origin}: no key to sign with")
         self._cache: dict[tuple[Any, ...], RRs] = {}
+        self._signer_wire: bytes = origin.canonicalize().to_wire() or b""
         self.made = 0  # signatures made (for the build's figures)
 
     def apex_rrsets(self, ttl: int) -> dict[int, tuple[dns.rdata.Rdata, ...]]:
@@ -153,18 +158,36 @@ class Signer:
         found = self._cache.get(key)
         if found is not None:
             return found
-        rrset = dns.rrset.from_rdata_list(rrs.owner, rrs.ttl, list(rrs.rdatas))
-        signing = self.signing
-        sigs = tuple(
-            dns.dnssec.sign(rrset, k.private, self.origin, k.dnskey,  # type: ignore[arg-type]
-                            inception=signing.inception, expiration=signing.expiration)
-            for k in (self.ksks if rrs.rdtype in KEY_RRSETS else self.zsks))
+        sigs = tuple(self._sign(rrs, k)
+                     for k in (self.ksks if rrs.rdtype in KEY_RRSETS else self.zsks))
         self.made += len(sigs)
         found = RRs(rrs.owner, RRSIG, rrs.ttl, sigs)
         if len(self._cache) >= SIGNATURE_LIMIT:
             self._cache.clear()
         self._cache[key] = found
         return found
+
+    def _sign(self, rrs: RRs, key: ZoneKey) -> dns.rdata.Rdata:
+        """One RRSIG (RFC 4034 §3.1.8.1), made by hand: the signed data is the RRSIG
+        RDATA without its signature, then each record in canonical form and order."""
+        signing = self.signing
+        owner = rrs.owner
+        labels = len(owner) - 1 - (1 if owner.is_wild() else 0)
+        algorithm = key.dnskey.algorithm  # type: ignore[attr-defined]
+        tag = key.tag
+        head = _RRSIG_HEAD.pack(rrs.rdtype, algorithm, labels, rrs.ttl, signing.expiration,
+                                signing.inception, tag) + self._signer_wire
+        owner_wire = owner.canonicalize().to_wire()
+        assert owner_wire is not None
+        fixed = owner_wire + _RR_HEAD.pack(rrs.rdtype, 1, rrs.ttl)
+        records = sorted(r.to_digestable(self.origin) for r in rrs.rdatas)
+        data = head + b"".join(fixed + len(r).to_bytes(2, "big") + r
+                               for i, r in enumerate(records)
+                               if i == 0 or r != records[i - 1])  # duplicates once
+        signature = _raw_signature(key.private, algorithm, data)
+        return dns.rdtypes.ANY.RRSIG.RRSIG(
+            dns.rdataclass.IN, RRSIG, rrs.rdtype, algorithm, labels, rrs.ttl,
+            signing.expiration, signing.inception, tag, self.origin, signature)
 
     def nsec(self, owner: dns.name.Name, types: set[int], ttl: int) -> RRs:
         """A compact-denial NSEC at `owner`: next name `\\000.owner`, `types` + RRSIG, NSEC."""
@@ -261,6 +284,19 @@ def signed_sections(finder: ZoneFinder, qname: dns.name.Name, qtype: int, res: A
     else:
         authority = list(res.authority)
     return SignedSections(rcode, res.aa, answer, authority, list(res.additional))
+
+
+_RRSIG_HEAD = struct.Struct("!HBBIIIH")
+_RR_HEAD = struct.Struct("!HHI")
+
+
+def _raw_signature(private: Any, algorithm: int, data: bytes) -> bytes:
+    """The signature field of an RRSIG: Ed25519 as is, ECDSA as r | s (RFC 6605)."""
+    if algorithm == 15:
+        return private.sign(data)  # type: ignore[no-any-return]
+    der = private.sign(data, ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def make_dnskey(public: Any, algorithm: int, ksk: bool) -> dns.rdata.Rdata:
