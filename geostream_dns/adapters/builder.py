@@ -261,6 +261,16 @@ class SnapshotBuilder:
                 self._signing[origin] = signing
                 self.signed_with[origin] = records_fingerprint(records, now)
 
+    @property
+    def key_records(self) -> dict[str, list[KeyRecord]]:
+        """Every signed zone's keys as the last build read them."""
+        return self._records
+
+    @property
+    def signings(self) -> dict[str, ZoneSigning]:
+        """What each signed zone was last built with."""
+        return self._signing
+
     def _signing_for(self, zone: Zone) -> ZoneSigning | None:
         """The zone's signing; its keys are made here when it is first signed."""
         if zone.dnssec is None or self.keys is None:
@@ -271,6 +281,7 @@ class SnapshotBuilder:
             records = self.keys.ensure(zone.origin, zone.dnssec, now)
             found = signing_of(records, self.keys.secret, now)
             if found is not None:
+                self._records[zone.origin] = records
                 self._signing[zone.origin] = found
                 self.signed_with[zone.origin] = records_fingerprint(records, now)
                 log.info("dnssec.keys", zone=zone.origin,

@@ -219,3 +219,56 @@ def test_zsk_rollover_end_to_end_keeps_validating(
             assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
     finally:
         stop_process(unbound)
+
+
+def test_ksk_double_ds_rollover_end_to_end(
+        signed: tuple[ServerProcess, pathlib.Path]) -> None:
+    """Double DS: the new KSK's DS goes to the parent first (here: the resolver's
+    trust anchors, as `dnssec ds` prints them), then the keys swap, then the old DS
+    goes. The resolver validates at every step; the API and metrics show the steps."""
+    server, base = signed
+
+    def ksk_tags() -> set[int]:
+        reply = server.query("example.com.", "DNSKEY", want_dnssec=True)
+        return {dns.dnssec.key_id(rd) for r in reply.answer if r.rdtype == dns.rdatatype.DNSKEY
+                for rd in r if rd.flags & 1}
+
+    def ds_tags() -> set[int]:
+        result = run_cli("dnssec", "ds", "example.com.", "--state-dir", str(server.state_dir))
+        assert result.returncode == 0, result.stderr
+        return {int(line.split("\t")[4].split()[0]) for line in result.stdout.splitlines()}
+
+    def validates(anchors: str) -> None:
+        unbound, port = start_unbound(base, server, anchors)
+        try:
+            for name, rdtype, ecs, _rcode, _t in KINDS:
+                assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
+        finally:
+            stop_process(unbound)
+
+    old = ksk_tags()
+    assert len(old) == 1 and ds_tags() == old
+    result = run_cli("dnssec", "rollover", "example.com.", "--ksk", "--ds-ttl", "3",
+                     "--state-dir", str(server.state_dir))
+    assert result.returncode == 0, result.stderr
+    # Step 1: both DS for the parent (CDS too), the old KSK alone in DNSKEY.
+    both = ds_tags()
+    assert len(both) == 2 and old < both
+    wait_until(lambda: {r.to_text().split()[0] for rr in server.query(
+        "example.com.", "CDS", want_dnssec=True).answer if rr.rdtype == dns.rdatatype.CDS
+        for r in rr} == {str(t) for t in both}, 10)
+    status, view = server.http_json("/v1/zones/example.com./dnssec")
+    assert status == 200 and view["rollover"] is True
+    assert {k["state"] for k in view["keys"] if k["role"] == "ksk"} == {"active", "ds-published"}
+    assert "PRIVATE" not in str(view) and "private" not in str(view)
+    assert 'state="ds-published"' in server.metrics()
+    validates(trust_anchor(server))  # the parent now has both DS
+    # Step 2 (after the DS TTL): the new KSK alone signs the keys.
+    new = both - old
+    wait_until(lambda: ksk_tags() == new, 15)
+    validates(trust_anchor(server))
+    # Step 3 (after the DNSKEY TTL): the old DS leaves; the parent keeps the new one only.
+    wait_until(lambda: ds_tags() == new, 15)
+    validates(trust_anchor(server))
+    status, view = server.http_json("/v1/zones/example.com./dnssec")
+    assert view["rollover"] is False and len(view["ds"]) == 1
