@@ -10,6 +10,7 @@ CREATE TABLE dnssec_keys (
     state      text NOT NULL,
     created    bigint NOT NULL,
     next_at    bigint NOT NULL DEFAULT 0,
-    wait       bigint NOT NULL DEFAULT 0
+    wait       bigint NOT NULL DEFAULT 0,
+    public     text NOT NULL DEFAULT ''  -- the DNSKEY rdata, as text
 );
 CREATE INDEX dnssec_keys_zone ON dnssec_keys (zone);

@@ -37,6 +37,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -65,6 +68,7 @@ class KeyRecord:
     created: int
     next_at: int = 0  # a key in a rollover: when it entered its state (see step_due)
     wait: int = 0  # the parent's DS TTL a KSK rollover waits for
+    public: str = ""  # the DNSKEY rdata as text (no secret needed to print the DS)
 
     def public_view(self) -> dict[str, Any]:
         """Everything but the private part (for the API and the CLI)."""
@@ -117,16 +121,19 @@ def new_record(zone: str, role: str, algorithm: str, state: str, now: int,
                secret: str | None, next_at: int = 0, wait: int = 0) -> KeyRecord:
     private = new_private(algorithm)
     key_id = base64.b32encode(os.urandom(10)).decode().lower()
+    dnskey = make_dnskey(private.public_key(), ALGORITHM_NUMBERS[algorithm],
+                         role in ("ksk", "csk"))
     return KeyRecord(key_id, zone, role, algorithm, seal(pem_of(private), secret), state, now,
-                     next_at, wait)
+                     next_at, wait, dnskey.to_text())
 
 
 def first_keys(zone: str, dnssec: Dnssec, now: int, secret: str | None) -> list[KeyRecord]:
-    """The keys a zone gets when it is first signed."""
+    """The keys a zone gets when it is first signed (in the stores' order)."""
     if dnssec.keys == "csk":
         return [new_record(zone, "csk", dnssec.algorithm, "active", now, secret)]
-    return [new_record(zone, "ksk", dnssec.algorithm, "active", now, secret),
-            new_record(zone, "zsk", dnssec.algorithm, "active", now, secret)]
+    return sorted([new_record(zone, "ksk", dnssec.algorithm, "active", now, secret),
+                   new_record(zone, "zsk", dnssec.algorithm, "active", now, secret)],
+                  key=lambda r: (r.created, r.id))
 
 
 # -- keys -> what the build signs with ----------------------------------------------------
@@ -140,15 +147,22 @@ _FLAGS = {  # state -> (published, signs, parent)
 }
 
 
-def zone_keys(records: Iterable[KeyRecord], secret: str | None) -> tuple[ZoneKey, ...]:
+def zone_keys(records: Iterable[KeyRecord], secret: str | None,
+              private: bool = True) -> tuple[ZoneKey, ...]:
+    """The keys as the signer takes them; with `private` False, the public keys only
+    (no secret needed: for the DS records and the API)."""
     out = []
     for r in sorted(records, key=lambda r: (r.role, r.created, r.id)):
-        private = serialization.load_pem_private_key(unseal(r.private, secret), None)
-        public = private.public_key()
+        key: Any = None
+        if private or not r.public:
+            key = serialization.load_pem_private_key(unseal(r.private, secret), None)
+            dnskey = make_dnskey(key.public_key(), ALGORITHM_NUMBERS[r.algorithm],
+                                 r.role in ("ksk", "csk"))
+        else:
+            dnskey = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, r.public)
         published, signs, parent = _FLAGS[r.state]
         parent = parent and r.role in ("ksk", "csk")
-        dnskey = make_dnskey(public, ALGORITHM_NUMBERS[r.algorithm], r.role in ("ksk", "csk"))
-        out.append(ZoneKey(dnskey, private, r.role, signs, published, parent))
+        out.append(ZoneKey(dnskey, key if private else None, r.role, signs, published, parent))
     return tuple(out)
 
 
@@ -256,7 +270,7 @@ def rollover_view(records: list[KeyRecord], secret: str | None) -> list[dict[str
     """Each key's public face: id, role, algorithm, state, key tag, next step."""
     ordered = sorted(records, key=lambda r: (r.role, r.created, r.id))
     out = []
-    for r, key in zip(ordered, zone_keys(ordered, secret), strict=True):
+    for r, key in zip(ordered, zone_keys(ordered, secret, private=False), strict=True):
         view = r.public_view()
         view["tag"] = key.tag
         out.append(view)
@@ -322,7 +336,7 @@ def parse_zone(name: str) -> str:
     return dns.name.from_text(name).to_text().lower()
 
 
-_COLUMNS = "id, zone, role, algorithm, private, state, created, next_at, wait"
+_COLUMNS = "id, zone, role, algorithm, private, state, created, next_at, wait, public"
 
 
 class PgKeyStore:
@@ -386,9 +400,9 @@ class PgKeyStore:
         conn.execute("DELETE FROM dnssec_keys WHERE zone = %s", (zone,))
         for r in records:
             conn.execute(f"INSERT INTO dnssec_keys ({_COLUMNS}) VALUES "
-                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                          (r.id, r.zone, r.role, r.algorithm, r.private, r.state, r.created,
-                          r.next_at, r.wait))
+                          r.next_at, r.wait, r.public))
 
     def ensure(self, zone: str, dnssec: Dnssec, now: float | None = None) -> list[KeyRecord]:
         with self._database().transaction() as conn:

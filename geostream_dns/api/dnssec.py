@@ -26,7 +26,7 @@ def zone_view(app: Any, zone: str, records: list[KeyRecord]) -> dict[str, Any]:
         due = step_due(by_id[view["id"]], *ttls)
         view["next_step_at"] = due or None
         del view["next_at"], view["wait"], view["zone"]
-    keys = zone_keys(records, secret)
+    keys = zone_keys(records, secret, private=False)
     for view, key in zip(views, keys, strict=True):
         view["dnskey"] = key.dnskey.to_text()
     inception, expiration = window(min(r.created for r in records), time.time())

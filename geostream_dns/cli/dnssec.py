@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         for view in rollover_view(records, store.secret):
             print(f"  {view['role']} {view['tag']} {view['state']}")
         return 0
-    keys = zone_keys(records, store.secret)
+    keys = zone_keys(records, store.secret, private=False)
     origin = dns.name.from_text(zone)
     ds = [rd.to_text() for rd in ds_records(origin, keys)]
     if args.json:
