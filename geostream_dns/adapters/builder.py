@@ -72,6 +72,7 @@ class SnapshotBuilder:
         self.signed_with: dict[str, str] = {}
         self._signing: dict[str, ZoneSigning] = {}
         self._records: dict[str, list[KeyRecord]] = {}
+        self._broken: set[str] = set()  # signed zones whose keys cannot be read
         self._clock = clock
         self._sleep = sleep
         self._corrupt: set[str] = set()  # entries found corrupt during this build
@@ -81,13 +82,15 @@ class SnapshotBuilder:
         report = BuildReport()
         self._corrupt = set()
         children = children_of(s.origin for s in sources)
-        self._read_keys()
+        self._read_keys(report)
         keys = {s.origin: unit_key(s.digest, children[s.origin], self._signing.get(s.origin))
                 for s in sources}
         units: dict[str, CompiledZone] = {}
         missing: list[ZoneSource] = []
         for source in sources:
             unit = previous.units.get(source.origin)
+            if source.origin in self._broken:  # its keys cannot be read: keep what was served
+                continue
             if unit is not None and unit.key == keys[source.origin]:
                 units[source.origin] = unit
                 report.reused += 1
@@ -231,7 +234,13 @@ class SnapshotBuilder:
                 failed.append(keys[source.origin])
                 continue
             zone, digest = got
-            signing = self._signing_for(zone)
+            try:
+                signing = self._signing_for(zone)
+            except GeoStreamError as exc:  # keys cannot be made or stored
+                report.problems.append(Problem(source.origin, 0, "dnssec", str(exc)))
+                report.invalid += 1
+                failed.append(keys[source.origin])
+                continue
             key = unit_key(digest, children[source.origin], signing)
             unit = compile_unit(zone, key, children[source.origin], outcomes, signing)
             units[source.origin] = unit
@@ -247,8 +256,11 @@ class SnapshotBuilder:
 
     # -- DNSSEC keys ---------------------------------------------------------------
 
-    def _read_keys(self) -> None:
-        """Every signed zone's keys and this moment's signature window."""
+    def _read_keys(self, report: BuildReport) -> None:
+        """Every signed zone's keys and this moment's signature window. A zone whose
+        keys cannot be read (encrypted, and no or the wrong secret) is reported and
+        keeps what is being served: it is never served unsigned by mistake."""
+        self._broken = set()
         if self.keys is None:
             return
         now = self._wall()
@@ -256,7 +268,13 @@ class SnapshotBuilder:
         self._signing = {}
         self.signed_with = {}
         for origin, records in self._records.items():
-            signing = signing_of(records, self.keys.secret, now)
+            try:
+                signing = signing_of(records, self.keys.secret, now)
+            except GeoStreamError as exc:
+                self._broken.add(origin)
+                report.problems.append(Problem(origin, 0, "dnssec", str(exc)))
+                report.invalid += 1
+                continue
             if signing is not None:
                 self._signing[origin] = signing
                 self.signed_with[origin] = records_fingerprint(records, now)

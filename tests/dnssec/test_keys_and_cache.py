@@ -176,3 +176,23 @@ def test_dnssec_setting_round_trips_as_a_zone_setting() -> None:
     assert "dnssec:" in text and "PRIVATE" not in text
     assert load_zone_text(text, "zones/example.com.yaml").dnssec == zone.dnssec
     assert dns.name.from_text(ZONE) == ORIGIN
+
+
+def test_a_zone_whose_keys_cannot_be_read_keeps_what_was_served(
+        tmp_path: pathlib.Path) -> None:
+    zones = tmp_path / "zones"
+    write_zone(zones, "www: {type: A, value: 192.0.2.1}\n", dnssec="{algorithm: ed25519}")
+    write_zone(zones, "www: {type: A, value: 192.0.2.2}\n", origin="example.org.")
+    folder = ZonesFolder([zones], tmp_path / "state")
+    folder.poll()
+    sources, _ = folder.sources()
+    good = SnapshotBuilder(folder, keys=FileKeyStore(tmp_path / "state", secret="right"))
+    first, _ = good.build(sources, 1, EMPTY)
+    assert first.zones[ORIGIN].signer is not None
+    wrong = SnapshotBuilder(folder, keys=FileKeyStore(tmp_path / "state", secret="wrong"))
+    second, report = wrong.build(sources, 2, first)
+    assert report.invalid == 1 and "decrypted" in str(report.problems[0])
+    assert second.units[ZONE] is first.units[ZONE]  # still signed, as served
+    assert dns.name.from_text("example.org.") in second.zones
+    third, report = wrong.build(sources, 3, EMPTY)  # nothing served yet: not served unsigned
+    assert ORIGIN not in third.zones and report.invalid == 1
