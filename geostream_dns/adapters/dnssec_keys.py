@@ -28,11 +28,13 @@ protect it have passed (`next_at`).
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -300,19 +302,34 @@ class FileKeyStore:
     def write(self, zone: str, records: list[KeyRecord]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(zone)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump({"zone": zone, "keys": [asdict(r) for r in records]}, out, indent=1)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time: the workers of a server share the state dir."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def ensure(self, zone: str, dnssec: Dnssec, now: float | None = None) -> list[KeyRecord]:
         records = self.records(zone)
-        if not records:
-            records = first_keys(zone, dnssec, int(now if now is not None else time.time()),
-                                 self.secret)
-            self.write(zone, records)
+        if records:
+            return records
+        with self._locked():
+            records = self.records(zone)  # made by another worker meanwhile?
+            if not records:
+                records = first_keys(zone, dnssec, int(now if now is not None else time.time()),
+                                     self.secret)
+                self.write(zone, records)
         return records
 
     def all_records(self) -> dict[str, list[KeyRecord]]:
@@ -327,8 +344,11 @@ class FileKeyStore:
     def update(self, zone: str, change: Callable[[list[KeyRecord]], list[KeyRecord]]
                ) -> list[KeyRecord]:
         """Apply `change(records) -> records` and store the result."""
-        records = change(self.records(zone))
-        self.write(zone, records)
+        with self._locked():
+            before = self.records(zone)
+            records = change(before)
+            if records != before:
+                self.write(zone, records)
         return records
 
 

@@ -196,3 +196,18 @@ def test_a_zone_whose_keys_cannot_be_read_keeps_what_was_served(
     assert dns.name.from_text("example.org.") in second.zones
     third, report = wrong.build(sources, 3, EMPTY)  # nothing served yet: not served unsigned
     assert ORIGIN not in third.zones and report.invalid == 1
+
+
+def test_workers_sharing_a_state_dir_make_one_key_set(tmp_path: pathlib.Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        made = pool.map(_ensure_in_worker, [str(tmp_path)] * 4)
+    assert len(set(made)) == 1
+    assert tuple(sorted(r.id for r in FileKeyStore(tmp_path, "").records(ZONE))) == made[0]
+
+
+def _ensure_in_worker(folder: str) -> tuple[str, ...]:
+    records = FileKeyStore(pathlib.Path(folder), secret="").ensure(ZONE, Dnssec())
+    return tuple(sorted(r.id for r in records))
