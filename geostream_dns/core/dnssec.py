@@ -132,7 +132,7 @@ class Signer:
         if not self.zsks or not self.ksks:
             raise ValueError(f"{origin}: no key to sign with")
         self._cache: dict[tuple[Any, ...], RRs] = {}
-        self._signer_wire: bytes = origin.canonicalize().to_wire() or b""
+        self._signer_wire = _canonical(origin)
         self.made = 0  # signatures made (for the build's figures)
 
     def apex_rrsets(self, ttl: int) -> dict[int, tuple[dns.rdata.Rdata, ...]]:
@@ -177,9 +177,7 @@ class Signer:
         tag = key.tag
         head = _RRSIG_HEAD.pack(rrs.rdtype, algorithm, labels, rrs.ttl, signing.expiration,
                                 signing.inception, tag) + self._signer_wire
-        owner_wire = owner.canonicalize().to_wire()
-        assert owner_wire is not None
-        fixed = owner_wire + _RR_HEAD.pack(rrs.rdtype, 1, rrs.ttl)
+        fixed = _canonical(owner) + _RR_HEAD.pack(rrs.rdtype, 1, rrs.ttl)
         records = sorted(r.to_digestable(self.origin) for r in rrs.rdatas)
         data = head + b"".join(fixed + len(r).to_bytes(2, "big") + r
                                for i, r in enumerate(records)
@@ -288,6 +286,11 @@ def signed_sections(finder: ZoneFinder, qname: dns.name.Name, qtype: int, res: A
 
 _RRSIG_HEAD = struct.Struct("!HBBIIIH")
 _RR_HEAD = struct.Struct("!HHI")
+
+
+def _canonical(name: dns.name.Name) -> bytes:
+    """A name's wire form in canonical (ASCII lower-case) form, uncompressed."""
+    return b"".join(bytes((len(label),)) + label.lower() for label in name.labels)
 
 
 def _raw_signature(private: Any, algorithm: int, data: bytes) -> bytes:
