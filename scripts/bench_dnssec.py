@@ -81,6 +81,11 @@ def serve_and_load(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "qps": {k: round(v) for k, v in medians.items()},
         "rounds": {k: [round(r["qps"]) for r in rs] for k, rs in results.items()},
         "lost_pct": {k: max(r["lost_pct"] for r in rs) for k, rs in results.items()},
+        # server CPU per answered query: steadier than qps on a machine shared with
+        # other work (a slowed run loses qps, not CPU per answer)
+        "server_cpu_us_per_query": {
+            k: round(statistics.median(r["server_cpu_us_per_query"] for r in rs), 2)
+            for k, rs in results.items()},
         "signed_static_over_unsigned": round(medians["static+do"] / medians["static"], 3),
         "signed_routed_over_unsigned": round(medians["routed+do"] / medians["routed"], 3),
     }
