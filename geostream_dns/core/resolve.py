@@ -82,6 +82,7 @@ from geostream_dns.core.wire import (
     FORMERR,
     LOWER,
     NOTIMP,
+    NXDOMAIN,
     OPTION_ECS,
     REFUSED,
     SERVFAIL,
@@ -101,6 +102,7 @@ _QUESTION_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD=1, AR=1
 _ECS_CODE = b"\x00\x08"  # option code of Client Subnet
 
 AXFR, IXFR, MAILB, MAILA = 252, 251, 253, 254
+NXNAME = 128
 TKEY, TSIG = 249, 250
 
 
@@ -232,7 +234,7 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
         return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype)
     if edns is not None and edns.version > 0:
         return _error(world, data, q.flags, q.question, BADVERS, edns, qtype)
-    if qtype in (wire.OPT, TKEY, TSIG):
+    if qtype in (wire.OPT, TKEY, TSIG, NXNAME):  # NXNAME: never asked (RFC 9824)
         return _error(world, data, q.flags, q.question, FORMERR, edns, qtype)
     if q.qclass != CLASS_IN or qtype in (AXFR, IXFR):
         return _error(world, data, q.flags, q.question, REFUSED, edns, qtype)
@@ -274,10 +276,15 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
             opt = chosen.opt
     elif edns is not None:
         outcome = found.outcome
+        co = False
         if do and (found.signed is not None or found.sign_later):
+            nxdomain = found.rcode == NXDOMAIN
             found = _signed(world, found, q)
+            if nxdomain and edns.co and found.rcode != NXDOMAIN:
+                found = _restored(found)  # the client takes NXDOMAIN with compact denial
+                co = True
         # A static answer holds for every client: ECS scope 0 (RFC 7871 §7.2.1).
-        opt = opt_record(do, ecs.to_option(0) if ecs is not None else b"")
+        opt = opt_record(do, ecs.to_option(0) if ecs is not None else b"", co=co)
         chosen = Tailored(found, opt, limit, memo.outcomes.get(
             qtype, outcome.rcode, outcome.zone, STATIC, MEMO, scope=0 if ecs else None))
         if shape is not None:
@@ -299,6 +306,15 @@ def _signed(world: World, found: Answer, q: wire.Query) -> Answer:
     qname = dns.name.from_wire(q.qname, 0)[0]
     zone_set = world.snapshot.zone_set
     return sign_now(found, zone_set, qname, q.qtype, lookup(zone_set, qname, q.qtype))
+
+
+def _restored(signed: Answer) -> Answer:
+    """A compact denial with its NXDOMAIN rcode restored, for a client that says
+    it understands (the CO flag, RFC 9824): the same records, rcode NXDOMAIN."""
+    flags = signed.flags & ~0xF & ~(wire.QR | wire.AA)
+    return Answer(NXDOMAIN, bool(signed.flags & wire.AA), signed.ancount, signed.nscount,
+                  signed.arcount, signed.body, signed.outcome, signed.chunks, signed.zone,
+                  signed.qtype, extra_flags=flags)
 
 
 def _memoizable(edns: wire.Edns) -> bool:

@@ -279,3 +279,26 @@ def test_ds_for_the_parent_names_the_ksk() -> None:
     ds = ds_records(ORIGIN, signing.keys)
     ksks = [k for k in signing.keys if k.role == "ksk"]
     assert len(ds) == 1 and ds[0].key_tag == ksks[0].tag
+
+
+def test_compact_answers_ok_restores_nxdomain(world: tuple[World, dict]) -> None:
+    """A client that sets CO (RFC 9824) gets NXDOMAIN with the same signed NSEC,
+    and CO back; without CO the rcode is NOERROR."""
+    w, keys = world
+    q = query("gone2.example.com.", "A", do=True)
+    q.ednsflags |= 0x4000
+    reply = ask(w, q)
+    assert reply.rcode() == dns.rcode.NXDOMAIN and reply.ednsflags & 0x4000
+    assert set(_types(nsec(reply))) == {RRSIG, NSEC, NXNAME} and check_signed(reply, keys) == 2
+    assert ask(w, q).to_wire() == reply.to_wire()  # memoized by its OPT record
+    plain = ask(w, query("gone2.example.com.", "A", do=True))
+    assert plain.rcode() == dns.rcode.NOERROR and not plain.ednsflags & 0x4000
+    nodata_q = query("www.example.com.", "AAAA", do=True)
+    nodata_q.ednsflags |= 0x4000
+    nodata = ask(w, nodata_q)  # NODATA is NOERROR with or without CO
+    assert nodata.rcode() == dns.rcode.NOERROR and not nodata.ednsflags & 0x4000
+
+
+def test_an_explicit_nxname_query_is_formerr(world: tuple[World, dict]) -> None:
+    w, _keys = world
+    assert ask(w, query("www.example.com.", NXNAME, do=True)).rcode() == dns.rcode.FORMERR
