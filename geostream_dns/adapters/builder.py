@@ -73,6 +73,7 @@ class SnapshotBuilder:
         self._signing: dict[str, ZoneSigning] = {}
         self._records: dict[str, list[KeyRecord]] = {}
         self._broken: set[str] = set()  # signed zones whose keys cannot be read
+        self._known: dict[tuple[str, str], ZoneSigning] = {}  # by (zone, keys fingerprint)
         self._clock = clock
         self._sleep = sleep
         self._corrupt: set[str] = set()  # entries found corrupt during this build
@@ -267,9 +268,13 @@ class SnapshotBuilder:
         self._records = self.keys.all_records()
         self._signing = {}
         self.signed_with = {}
+        known, self._known = self._known, {}
         for origin, records in self._records.items():
+            fingerprint = records_fingerprint(records, now)
             try:
-                signing = signing_of(records, self.keys.secret, now)
+                # the same keys and window as the last build: its signing (no decryption)
+                signing = known.get((origin, fingerprint)) or signing_of(
+                    records, self.keys.secret, now)
             except GeoStreamError as exc:
                 self._broken.add(origin)
                 report.problems.append(Problem(origin, 0, "dnssec", str(exc)))
@@ -277,7 +282,8 @@ class SnapshotBuilder:
                 continue
             if signing is not None:
                 self._signing[origin] = signing
-                self.signed_with[origin] = records_fingerprint(records, now)
+                self.signed_with[origin] = fingerprint
+                self._known[(origin, fingerprint)] = signing
 
     @property
     def key_records(self) -> dict[str, list[KeyRecord]]:
