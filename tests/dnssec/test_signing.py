@@ -302,3 +302,30 @@ def test_compact_answers_ok_restores_nxdomain(world: tuple[World, dict]) -> None
 def test_an_explicit_nxname_query_is_formerr(world: tuple[World, dict]) -> None:
     w, _keys = world
     assert ask(w, query("www.example.com.", NXNAME, do=True)).rcode() == dns.rcode.FORMERR
+
+
+def test_ds_of_a_hosted_child_zone_is_answered_by_its_parent() -> None:
+    parent = load_zone_text(zone_text(
+        "sub: [{type: NS, values: [ns1.example.net.]},"
+        f" {{type: DS, value: {{key_tag: 60485, algorithm: 13, digest_type: 2,"
+        f" digest: {DS_DIGEST}}}}}]\n"
+        "nods: {type: NS, values: [ns1.example.net.]}\n",
+        dnssec="{algorithm: ecdsap256sha256}"), "zones/example.com.yaml")
+    child = load_zone_text(zone_text("www: {type: A, value: 192.0.2.7}\n", "sub.example.com.",
+                                     dnssec="{algorithm: ed25519}"), "zones/sub.example.com.yaml")
+    nods = load_zone_text(zone_text("www: {type: A, value: 192.0.2.8}\n", "nods.example.com."),
+                          "zones/nods.example.com.yaml")
+    signing = signing_for([parent, child, nods])
+    w = signed_world([parent, child, nods], signing=signing)
+    parent_keys = {ORIGIN: dnskeys("example.com.", signing["example.com."])}
+    sub = dns.name.from_text("sub.example.com.")
+    child_keys = {sub: dnskeys("sub.example.com.", signing["sub.example.com."])}
+    ds = ask(w, query("sub.example.com.", "DS", do=True))
+    assert [r.rdtype for r in ds.answer] == [DS, RRSIG]
+    assert ds.answer[1][0].signer == ORIGIN and check_signed(ds, parent_keys) == 1
+    no_ds = ask(w, query("nods.example.com.", "DS", do=True))  # parent proves there is none
+    assert not no_ds.answer and check_signed(no_ds, parent_keys) == 2
+    # everything else below the cut is the child's, signed with the child's keys
+    www = ask(w, query("www.sub.example.com.", "A", do=True))
+    assert www.answer[1][0].signer == sub and check_signed(www, child_keys) == 1
+    assert check_signed(ask(w, query("sub.example.com.", "DNSKEY", do=True)), child_keys) == 1
