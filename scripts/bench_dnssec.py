@@ -15,6 +15,8 @@ the ratios signed/unsigned. Then, in this process:
 
   * signing a new routed variant: `_rendered` for decisions never seen, DO=1
     vs DO=0 (the difference is the signing);
+  * a compact denial for a name never asked, through `resolve`, DO=1 vs DO=0,
+    and the same names again (memoized);
   * building N signed zones (`--zones`, default 10,000) with `build_snapshot`,
     and the same zones unsigned.
 
@@ -126,6 +128,44 @@ def variant_cost(count: int) -> dict[str, Any]:
     return out
 
 
+def denial_cost(count: int) -> dict[str, Any]:
+    """Microseconds per query for names never asked (each a new compact denial to
+    sign for DO=1), through `resolve`, DO=0 vs DO=1; then the same names again
+    (the memoized denial)."""
+    import random
+
+    import dns.message
+
+    from geostream_dns.adapters.dnssec_keys import first_keys, signing_of
+    from geostream_dns.config.loader import load_zone_text
+    from geostream_dns.core.build import build_snapshot
+    from geostream_dns.core.resolve import resolve
+    from geostream_dns.core.world import World
+
+    zone = load_zone_text(signed_zone_text(), "zones/example.com.yaml")
+    assert zone.dnssec is not None
+    signing = signing_of(first_keys(zone.origin, zone.dnssec, int(time.time()), None), None,
+                         time.time())
+    assert signing is not None
+    out: dict[str, Any] = {}
+    rng = random.Random(7)
+    for do in (False, True):
+        world = World.create(build_snapshot([zone], 1, signing={zone.origin: signing}))
+        queries = []
+        for _ in range(count):
+            label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(12))
+            queries.append(dns.message.make_query(f"{label}.example.com.", "A", use_edns=0,
+                                                  want_dnssec=do).to_wire())
+        for run in ("new", "again"):
+            started = time.perf_counter()
+            for data in queries:
+                resolve(data, "127.0.0.1", world)
+            out[f"{run}_{'do' if do else 'plain'}_us"] = round(
+                (time.perf_counter() - started) / count * 1e6, 1)
+    out["signing_us"] = round(out["new_do_us"] - out["new_plain_us"], 1)
+    return out
+
+
 def build_cost(zones_count: int) -> dict[str, Any]:
     """Seconds to build `zones_count` small zones, signed and unsigned."""
     from geostream_dns.adapters.dnssec_keys import first_keys, signing_of
@@ -187,6 +227,8 @@ def main() -> int:
         print(json.dumps(result["load"], indent=1), flush=True)
     result["routed_variant"] = variant_cost(args.variants)
     print(json.dumps(result["routed_variant"]), flush=True)
+    result["denial"] = denial_cost(args.variants)
+    print(json.dumps(result["denial"]), flush=True)
     result["build"] = build_cost(args.zones)
     print(json.dumps(result["build"]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

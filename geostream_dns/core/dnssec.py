@@ -131,7 +131,7 @@ class Signer:
                      and k.private is not None]
         if not self.zsks or not self.ksks:
             raise ValueError(f"{origin}: no key to sign with")
-        self._cache: dict[tuple[Any, ...], RRs] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Any, RRs]] = {}
         self._signer_wire = _canonical(origin)
         self.made = 0  # signatures made (for the build's figures)
 
@@ -154,17 +154,21 @@ class Signer:
 
     def rrsig(self, rrs: RRs) -> RRs:
         """The RRSIG set covering `rrs` (made once, then kept)."""
-        key = (rrs.owner, rrs.rdtype, rrs.ttl, rrs.rdatas)
-        found = self._cache.get(key)
-        if found is not None:
-            return found
+        # Keyed by the records' identity (cheap: hashing names and rdata is not); the
+        # entry holds the records, so the identity cannot be reused while it is kept.
+        # A key that misses (the same data in another object) only signs again.
+        rdatas = rrs.rdatas
+        key = (rrs.owner.labels, rrs.rdtype, rrs.ttl, id(rdatas))
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is rdatas:
+            return cached[1]
         sigs = tuple(self._sign(rrs, k)
                      for k in (self.ksks if rrs.rdtype in KEY_RRSETS else self.zsks))
         self.made += len(sigs)
         found = RRs(rrs.owner, RRSIG, rrs.ttl, sigs)
         if len(self._cache) >= SIGNATURE_LIMIT:
             self._cache.clear()
-        self._cache[key] = found
+        self._cache[key] = (rdatas, found)
         return found
 
     def _sign(self, rrs: RRs, key: ZoneKey) -> dns.rdata.Rdata:
