@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 
@@ -219,6 +220,13 @@ def test_zsk_rollover_end_to_end_keeps_validating(
             assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
     finally:
         stop_process(unbound)
+    # The keys stay private: a 0600 file in the state dir, never in the log or the API.
+    key_file = server.state_dir / "dnssec" / "example.com.json"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and "PRIVATE KEY" in key_file.read_text()
+    assert "PRIVATE KEY" not in server.log() and server.events("dnssec.rollover_step")
+    status, body = server.http_json("/v1/dnssec")
+    assert status == 200 and "PRIVATE" not in str(body)
+    assert body["zones"][0]["zone"] == "example.com."
 
 
 def test_ksk_double_ds_rollover_end_to_end(
