@@ -242,7 +242,10 @@ class SnapshotBuilder:
                 report.invalid += 1
                 failed.append(keys[source.origin])
                 continue
-            key = unit_key(digest, children[source.origin], signing)
+            # keyed as `build` keys it: with the zone's keys even when it is no longer
+            # signed (its keys are kept for when it is signed again)
+            key = unit_key(digest, children[source.origin],
+                           signing or self._signing.get(source.origin))
             unit = compile_unit(zone, key, children[source.origin], outcomes, signing)
             units[source.origin] = unit
             report.built += 1

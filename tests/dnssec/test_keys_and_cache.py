@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 import stat
 import threading
+import time
 
 import dns.name
 import dns.rdatatype
@@ -211,3 +212,23 @@ def test_workers_sharing_a_state_dir_make_one_key_set(tmp_path: pathlib.Path) ->
 def _ensure_in_worker(folder: str) -> tuple[str, ...]:
     records = FileKeyStore(pathlib.Path(folder), secret="").ensure(ZONE, Dnssec())
     return tuple(sorted(r.id for r in records))
+
+
+def test_a_zone_no_longer_signed_is_served_unsigned_and_reused(tmp_path: pathlib.Path) -> None:
+    zones = tmp_path / "zones"
+    write_zone(zones, "www: {type: A, value: 192.0.2.1}\n", dnssec="{algorithm: ed25519}")
+    folder = ZonesFolder([zones], tmp_path / "state")
+    folder.poll()
+    builder = SnapshotBuilder(folder, keys=FileKeyStore(tmp_path / "state", secret=""))
+    signed, _ = builder.build(folder.sources()[0], 1, EMPTY)
+    assert signed.zones[ORIGIN].signer is not None
+    time.sleep(1.1)  # a new modification time for the folder's poll
+    write_zone(zones, "www: {type: A, value: 192.0.2.1}\n")
+    folder.poll()
+    sources = folder.sources()[0]
+    unsigned, report = builder.build(sources, 2, signed)
+    assert unsigned.zones[ORIGIN].signer is None and report.built == 1
+    reply = ask(World.create(unsigned), query("www.example.com.", "A", do=True))
+    assert [r.rdtype for r in reply.answer] == [dns.rdatatype.A]
+    again, report = builder.build(sources, 3, unsigned)  # nothing changed: reused
+    assert report.reused == 1 and report.built == 0
