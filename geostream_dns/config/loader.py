@@ -232,6 +232,10 @@ def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
     )
 
 
+_ALGORITHM_ALIASES = {"ecdsap256sha256": "ecdsap256sha256", "13": "ecdsap256sha256",
+                      "ed25519": "ed25519", "15": "ed25519"}
+
+
 def _dnssec(ck: Checker, value: Any, line: int) -> Dnssec | None:
     """`dnssec: {algorithm: ..., keys: ...}`; `dnssec: true` takes the defaults."""
     path = "dnssec"
@@ -244,8 +248,12 @@ def _dnssec(ck: Checker, value: Any, line: int) -> Dnssec | None:
     check_keys(ck, m, path, ("algorithm", "keys"), (), line)
     algorithm = "ecdsap256sha256"
     if "algorithm" in m:
-        algorithm = choice(ck, m["algorithm"], m.line_of("algorithm"), join(path, "algorithm"),
-                           DNSSEC_ALGORITHMS) or algorithm
+        written = m["algorithm"]
+        # as DNSSEC tools write them: the mnemonic in any case, or the number
+        named = _ALGORITHM_ALIASES.get(str(written).lower()) if not isinstance(
+            written, bool) else None
+        algorithm = named or choice(ck, written, m.line_of("algorithm"),
+                                    join(path, "algorithm"), DNSSEC_ALGORITHMS) or algorithm
     keys = "ksk-zsk"
     if "keys" in m:
         keys = choice(ck, m["keys"], m.line_of("keys"), join(path, "keys"),
