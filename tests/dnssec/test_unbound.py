@@ -21,11 +21,14 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import pytest
 
+from tests.dnssec.signing import check_signed
 from tests.support.harness import (
     ServerProcess,
     free_port,
@@ -38,10 +41,12 @@ from tests.support.zones import write_zone
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 
+BIG_TXT = ", ".join(f'"{"y" * 213}{i}"' for i in range(5))  # ~1,180 bytes unsigned
 RECORDS = """
 www: {type: A, value: 192.0.2.1}
 '*.wild': {type: A, value: 192.0.2.9}
 a.b.c: {type: TXT, value: deep}
+big: {type: TXT, values: [BIG]}
 alias: {type: CNAME, value: www.example.com.}
 insecure: {type: NS, values: [ns1.insecure.example.com.]}
 ns1.insecure: {type: A, value: 127.0.0.1}
@@ -54,7 +59,7 @@ geo:
     rules:
       - {subnets: [10.1.0.0/16], pool: near}
       - pool: far
-"""
+""".replace("BIG", BIG_TXT)
 
 
 def start_unbound(base: pathlib.Path, server: ServerProcess, anchors: str) -> tuple[
@@ -280,3 +285,19 @@ def test_ksk_double_ds_rollover_end_to_end(
     validates(trust_anchor(server))
     status, view = server.http_json("/v1/zones/example.com./dnssec")
     assert view["rollover"] is False and len(view["ds"]) == 1
+
+
+def test_a_signed_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(
+        signed: tuple[ServerProcess, pathlib.Path]) -> None:
+    server, _base = signed
+    origin = dns.name.from_text("example.com.")
+    reply = server.query("example.com.", "DNSKEY", want_dnssec=True)
+    keys = {origin: reply.find_rrset(reply.answer, origin, dns.rdataclass.IN,
+                                     dns.rdatatype.DNSKEY)}
+    plain = server.query("big.example.com.", "TXT", use_edns=0)
+    assert not plain.flags & dns.flags.TC and len(plain.to_wire()) <= 1232
+    udp = server.query("big.example.com.", "TXT", want_dnssec=True, payload=4096)
+    assert udp.flags & dns.flags.TC and not udp.answer
+    tcp = server.query("big.example.com.", "TXT", tcp=True, want_dnssec=True)
+    assert not tcp.flags & dns.flags.TC and len(tcp.to_wire()) > 1232
+    assert check_signed(tcp, keys) == 1
