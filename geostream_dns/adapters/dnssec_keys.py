@@ -15,9 +15,9 @@ Key states, and what each means in the zone:
 
 | state | in DNSKEY | signs | in CDS/CDNSKEY (the parent's DS) |
 | --- | --- | --- | --- |
-| `published` (a new ZSK) | yes | no | no |
+| `published` (a new ZSK or CSK) | yes | no | a CSK: yes |
 | `active` | yes | yes | KSK/CSK: yes |
-| `retired` (an old ZSK) | yes | no | no |
+| `retired` (an old ZSK or CSK) | yes | no | a CSK: yes |
 | `ds-published` (a new KSK, double-DS step 1) | no | no | yes |
 | `ds-retired` (an old KSK, double-DS step 3) | no | no | yes |
 
@@ -163,6 +163,8 @@ def zone_keys(records: Iterable[KeyRecord], secret: str | None,
         else:
             dnskey = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, r.public)
         published, signs, parent = _FLAGS[r.state]
+        if r.role == "csk":  # a CSK is in the parent's DS all the time it is published
+            parent = published
         parent = parent and r.role in ("ksk", "csk")
         out.append(ZoneKey(dnskey, key if private else None, r.role, signs, published, parent))
     return tuple(out)
@@ -218,7 +220,10 @@ def start_rollover(records: list[KeyRecord], kind: str, now: int, ds_ttl: int,
     zone = records[0].zone
     if kind == "zsk":
         role = "zsk" if "zsk" in roles else "csk"
-        new = new_record(zone, role, algorithm, "published", now, secret, next_at=now)
+        # a CSK is also the zone's KSK: its new DS must reach the parent (and its
+        # caches) before it signs, so its first step also waits for the DS TTL
+        new = new_record(zone, role, algorithm, "published", now, secret, next_at=now,
+                         wait=ds_ttl if role == "csk" else 0)
     elif "ksk" in roles:
         new = new_record(zone, "ksk", algorithm, "ds-published", now, secret, next_at=now,
                          wait=ds_ttl)
@@ -232,7 +237,8 @@ def step_due(r: KeyRecord, dnskey_ttl: int, max_ttl: int) -> int:
     the key entered its state; the wait is what protects that state:
 
     * published -> active (and the old key retired): the DNSKEY TTL, so every
-      cache holds the new key before anything is signed with it;
+      cache holds the new key before anything is signed with it (for a CSK, also
+      the parent's DS TTL: its DS is published from the start);
     * retired -> removed: the largest TTL of the zone, so no cached signature
       made by the old key is left;
     * ds-published -> active (the old KSK leaves DNSKEY): the parent's DS TTL;
@@ -240,8 +246,8 @@ def step_due(r: KeyRecord, dnskey_ttl: int, max_ttl: int) -> int:
     """
     if r.state not in PENDING:
         return 0
-    wait = {"published": dnskey_ttl, "retired": max_ttl, "ds-published": r.wait,
-            "ds-retired": dnskey_ttl}[r.state]
+    wait = {"published": max(dnskey_ttl, r.wait), "retired": max_ttl,
+            "ds-published": r.wait, "ds-retired": dnskey_ttl}[r.state]
     return r.next_at + wait
 
 

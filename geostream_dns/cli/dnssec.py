@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     kind.add_argument("--zsk", action="store_true", help="roll the zone-signing key")
     kind.add_argument("--ksk", action="store_true", help="roll the key-signing key")
     roll.add_argument("--ds-ttl", type=int, default=86400, metavar="SECONDS",
-                      help="KSK rollover: how long the parent's DS is cached (default 86400)")
+                      help="KSK (and CSK) rollover: how long the parent's DS is cached "
+                           "(default 86400)")
     for p in (ds, roll):
         p.add_argument("--state-dir", metavar="DIR",
                        help="embedded mode: the server's state dir (GEOSTREAM_STATE_DIR, "

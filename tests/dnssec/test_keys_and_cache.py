@@ -232,3 +232,33 @@ def test_a_zone_no_longer_signed_is_served_unsigned_and_reused(tmp_path: pathlib
     assert [r.rdtype for r in reply.answer] == [dns.rdatatype.A]
     again, report = builder.build(sources, 3, unsigned)  # nothing changed: reused
     assert report.reused == 1 and report.built == 0
+
+
+@pytest.mark.parametrize(("scheme", "kind"), [("csk", "zsk"), ("ksk-zsk", "zsk"),
+                                              ("ksk-zsk", "ksk")])
+def test_every_rollover_step_keeps_the_chain_of_trust(tmp_path: pathlib.Path, scheme: str,
+                                                      kind: str) -> None:
+    """At every step, the DNSKEY set is signed by a key the parent's DS names —
+    whether the parent still has the DS of the step before or already the new one —
+    and every ZSK that signs is in the DNSKEY set."""
+    from geostream_dns.core.dnssec import ds_records
+
+    store = FileKeyStore(tmp_path, secret="")
+    now = 1_800_000_000
+    records = store.ensure(ZONE, Dnssec("ecdsap256sha256", scheme), now)  # type: ignore[arg-type]
+    records = start_rollover(records, kind, now, 600, None)
+    previous_ds = None
+    for t in range(now, now + 20_000, 100):
+        records, _ = advance(records, t, 300, 3600)
+        signing = signing_of(records, None, t)
+        assert signing is not None
+        ds = {d.key_tag for d in ds_records(ORIGIN, signing.keys)}
+        published = {k.tag for k in signing.keys if k.published}
+        key_signers = {k.tag for k in signing.keys if k.signs and k.role in ("ksk", "csk")}
+        zone_signers = {k.tag for k in signing.keys if k.signs and k.role in ("zsk", "csk")}
+        assert key_signers & ds and zone_signers <= published and key_signers <= published
+        if previous_ds is not None:
+            assert key_signers & previous_ds, f"t+{t - now}: the parent's old DS is orphaned"
+        previous_ds = ds
+    assert len(records) == (1 if scheme == "csk" else 2)  # the rollover finished
+    assert all(r.state == "active" for r in records)

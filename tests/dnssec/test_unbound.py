@@ -301,3 +301,47 @@ def test_a_signed_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(
     tcp = server.query("big.example.com.", "TXT", tcp=True, want_dnssec=True)
     assert not tcp.flags & dns.flags.TC and len(tcp.to_wire()) > 1232
     assert check_signed(tcp, keys) == 1
+
+
+def test_csk_rollover_end_to_end_keeps_validating(tmp_path: pathlib.Path) -> None:
+    """A zone signed with one combined key rolls it: the new key's DS is listed
+    from the start (the parent gets both), then the new key signs everything,
+    then the old key and its DS go. Unbound validates at each step."""
+    zones = tmp_path / "zones"
+    write_zone(zones, RECORDS, ttl=2, negative_ttl=2, dnssec="{algorithm: ed25519, keys: csk}")
+    server = ServerProcess.start(tmp_path, zones=zones, args=["--no-probe"])
+    try:
+        def keys() -> set[int]:
+            reply = server.query("example.com.", "DNSKEY", want_dnssec=True)
+            return {dns.dnssec.key_id(rd) for r in reply.answer
+                    if r.rdtype == dns.rdatatype.DNSKEY for rd in r}
+
+        def signers() -> set[int]:
+            reply = server.query("www.example.com.", "A", want_dnssec=True)
+            return {rd.key_tag for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG
+                    for rd in r}
+
+        def validates() -> None:
+            unbound, port = start_unbound(tmp_path, server, trust_anchor(server))
+            try:
+                for name, rdtype, ecs, _rcode, _t in KINDS:
+                    assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
+            finally:
+                stop_process(unbound)
+
+        old = keys()
+        assert len(old) == 1 and signers() == old
+        result = run_cli("dnssec", "rollover", "example.com.", "--zsk", "--ds-ttl", "3",
+                         "--state-dir", str(server.state_dir))
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: len(keys()) == 2, 10)
+        assert signers() == old and trust_anchor(server).count("trust-anchor:") == 2
+        validates()  # both DS at the parent, the old key signing
+        new = keys() - old
+        wait_until(lambda: signers() == new, 15)
+        validates()  # the new key signs; the old is still published and in DS
+        wait_until(lambda: keys() == new, 15)
+        assert trust_anchor(server).count("trust-anchor:") == 1
+        validates()
+    finally:
+        server.stop()
