@@ -10,8 +10,10 @@ serving the sample zone with `dnssec:` added):
   routed       www.example.com A with an ECS option, DO=0       (a warm memo)
   routed+do    the same with DO=1: the signed routed variant    (a warm memo)
 
-The pairs alternate `--repeat` times and the median of each is reported, with
-the ratios signed/unsigned. Then, in this process:
+The runs alternate `--repeat` times (every other round in reverse order) and
+the median of each is reported, with the ratios signed/unsigned (of the
+medians, and the median of the round-by-round ratios) and the server's CPU
+per answered query. Then, in this process:
 
   * signing a new routed variant: `_rendered` for decisions never seen, DO=1
     vs DO=0 (the difference is the signing);
@@ -71,8 +73,10 @@ def serve_and_load(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         runs = {"static": (static_file, ["-e"]), "static+do": (static_file, ["-D"]),
                 "routed": (routed_file, ["-e", *ECS]), "routed+do": (routed_file, ["-D", *ECS])}
         results: dict[str, list[dict[str, Any]]] = {k: [] for k in runs}
-        for _ in range(args.repeat):
-            for label, (qfile, extra) in runs.items():
+        for round_no in range(args.repeat):
+            # every other round in reverse order, so drifting load favours no run
+            order = list(runs.items()) if round_no % 2 == 0 else list(reversed(runs.items()))
+            for label, (qfile, extra) in order:
                 results[label].append(bench.run_dnsperf(
                     server, port, qfile, args.seconds, pinned=pinned, label=label,
                     target="geostream", extra=["-q", "200", *extra]))
@@ -90,6 +94,14 @@ def serve_and_load(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             for k, rs in results.items()},
         "signed_static_over_unsigned": round(medians["static+do"] / medians["static"], 3),
         "signed_routed_over_unsigned": round(medians["routed+do"] / medians["routed"], 3),
+        # the same ratios round by round (each signed run beside its unsigned one)
+        "paired_median": {
+            "static": round(statistics.median(
+                a["qps"] / b["qps"] for a, b in zip(results["static+do"], results["static"],
+                                                    strict=True)), 3),
+            "routed": round(statistics.median(
+                a["qps"] / b["qps"] for a, b in zip(results["routed+do"], results["routed"],
+                                                    strict=True)), 3)},
     }
 
 
