@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import dns.dnssec
@@ -104,7 +104,6 @@ class ZoneSigning:
     inception: int
     expiration: int
     anchor: int = 0  # the zone's signing start: windows are counted from it
-    fingerprint: str = field(default="", compare=False)
 
     def key_text(self) -> str:
         """What the compiled zone depends on: the keys (by tag and state) and window."""
