@@ -23,7 +23,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench failover-drill fleet-drill lint clean distclean
+.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench bench-dnssec failover-drill fleet-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -50,7 +50,7 @@ $(STAMP): pyproject.toml | $(VPY)
 run: venv
 	$(VENV)/bin/geostream-dns serve --zones zones/ --listen 127.0.0.1:8053 --listen '[::1]:8053' --http 127.0.0.1:8080
 
-## tools: dig (bind9-dnsutils) and unbound (a real resolver in front, for the RRL tests)
+## tools: dig (bind9-dnsutils) and unbound (a real resolver in front, for the RRL tests; validating, for the DNSSEC tests)
 tools:
 	@command -v dig >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq bind9-dnsutils; }
 	@{ command -v unbound || test -x /usr/sbin/unbound; } >/dev/null 2>&1 || \
@@ -99,6 +99,12 @@ RRL_BENCH_ARGS ?=
 rrl-bench: venv
 	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
 	timeout 600 $(VPY) scripts/rrl_bench.py $(RRL_BENCH_ARGS)
+
+## bench-dnssec: signed vs unsigned qps (static, routed), signing a new routed variant,
+## building 10,000 signed zones (BENCH_ARGS="--seconds 5 --repeat 3 --zones 10000")
+bench-dnssec: venv
+	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
+	$(VPY) scripts/bench_dnssec.py $(BENCH_ARGS)
 
 ## failover-drill: stop a real HTTP endpoint, time its failover and recovery in DNS answers
 failover-drill: venv

@@ -26,12 +26,15 @@ import socket
 import time
 from typing import Any
 
+import dns.name
+import dns.rdatatype
 import structlog
 
 from geostream_dns.adapters.alias_resolver import AliasResolver, Results
 from geostream_dns.adapters.answer_cache import AnswerCache
 from geostream_dns.adapters.builder import SnapshotBuilder
 from geostream_dns.adapters.cookie_secret import CookieSecret
+from geostream_dns.adapters.dnssec_keys import advance_all, make_key_store
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
@@ -62,6 +65,7 @@ PRELOAD = ("geostream_dns.api.http", "geostream_dns.api.explain", "geostream_dns
            "geostream_dns.adapters.prober", "geostream_dns.adapters.metrics",
            "geostream_dns.config.plan", "geostream_dns.config.document",
            "geostream_dns.version", "importlib.metadata", "ctypes", "encodings.idna")
+DNSSEC_CHECK = 1.0  # seconds between looks at the DNSSEC keys and signature windows
 
 
 class App:
@@ -113,8 +117,12 @@ class App:
         self.cookie_secret = CookieSecret(self.worlds.world.cookies, settings.state_dir,
                                           rotation=settings.cookie_rotation, link=self.link,
                                           keeper=worker == 0)
+        self.keys = make_key_store(settings.database_url, settings.state_dir)
         self.builder = SnapshotBuilder(
-            self.store, AnswerCache(self.link) if self.link is not None else None)
+            self.store, AnswerCache(self.link) if self.link is not None else None,
+            keys=self.keys)
+        self._keys_checked = 0.0
+        self.dnssec_steps = 0  # rollover steps this server took
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
@@ -142,7 +150,8 @@ class App:
         if not status.loaded:
             return None  # production mode, database away, no saved snapshot: not ready
         stored = status.generation
-        if not changed and self.ready and (stored is None or stored == self.generation):
+        if (not changed and self.ready and (stored is None or stored == self.generation)
+                and not self._keys_due()):
             return None
         started = time.perf_counter()
         generation = stored if stored is not None else self.generation + 1
@@ -164,6 +173,38 @@ class App:
                  built_elsewhere=report.waited_for, invalid=report.invalid,
                  duration_s=round(time.perf_counter() - started, 4))
         return snapshot
+
+    def _keys_due(self) -> bool:
+        """Signed zones: take the rollover steps that are due (worker 0), and say
+        whether keys or the signature window changed since the last build (checked
+        at most once a second)."""
+        now = time.time()
+        if now - self._keys_checked < DNSSEC_CHECK or not self.builder.signed_with:
+            return False
+        self._keys_checked = now
+        try:
+            if self.worker == 0:
+                for step in advance_all(self.keys, now, self._ttls):
+                    self.dnssec_steps += 1
+                    log.info("dnssec.rollover_step", step=step)
+            due = self.builder.resign_due()
+        except Exception:  # noqa: BLE001 - keep serving what is signed
+            log.exception("dnssec.check_failed")
+            return False
+        if due:
+            log.info("dnssec.resign", zones=len(self.builder.signed_with))
+        return due
+
+    def _ttls(self, origin: str) -> tuple[int, int]:
+        """A served zone's DNSKEY TTL and largest TTL (how long its keys and its
+        signatures may be cached), for the timing of rollover steps."""
+        tree = self.world.snapshot.zones.get(dns.name.from_text(origin))
+        if tree is None:
+            return 86400, 86400
+        dnskey = tree.nodes[tree.origin].get(dns.rdatatype.DNSKEY)
+        largest = max((data.ttl for node in tree.nodes.values() for data in node.values()),
+                      default=tree.soa.ttl)
+        return (dnskey.ttl if dnskey is not None else tree.soa.ttl), largest
 
     @staticmethod
     def _log_problems(problems: list[Problem]) -> None:

@@ -156,6 +156,8 @@ def zone_document_for(desired: Any, existing: Document | None, nameservers: list
         doc["regions"] = {**(existing.get("regions") or {}), **doc.get("regions", {})}
         doc["healthchecks"] = {**(existing.get("healthchecks") or {}),
                                **doc.get("healthchecks", {})}
+        if existing.get("dnssec"):  # signing is GeoStream's own: octoDNS never turns it off
+            doc["dnssec"] = existing["dnssec"]
         records = doc["records"]
         wanted = {(record.name or APEX, record._type) for record in desired.records}
         for label, spec in (existing.get("records") or {}).items():

@@ -324,6 +324,16 @@ def fleet() -> dict[str, Any]:
     lay.add(table("Versions", "Servers by GeoStream version.",
                   f"count by (version) (geostream_build_info{{{SEL}}})", ["Time"]),
             w=12, h=6)
+    lay.row("DNSSEC")
+    lay.add(timeseries(
+        "DNSSEC signature validity left", "Days until the signatures each server serves "
+        "for a signed zone expire: renewed at 7 days left, so between 7 and 14.",
+        [target(f"min by (zone) (geostream_dnssec_signature_expiry_seconds{{{SEL}}}) / 86400",
+                "{{zone}}")], "none"), w=12)
+    lay.add(table("DNSSEC keys", "Keys of the signed zones by role and state; a rollover "
+                  "shows a second key of a role in a state other than active.",
+                  f"max by (zone, role, state) (geostream_dnssec_keys{{{SEL}}})", ["Time"]),
+            w=12, h=8)
     return dashboard("geostream-fleet", "GeoStream DNS: health and fleet",
                      "Health verdicts by target and site, fleet sync and configuration.", lay)
 

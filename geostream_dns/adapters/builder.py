@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 import structlog
 
 from geostream_dns.adapters.answer_cache import BUILD_CHUNK, CLAIM_MS, AnswerCache
+from geostream_dns.adapters.dnssec_keys import KeyRecord, KeyStore, records_fingerprint, signing_of
 from geostream_dns.adapters.stores import Store, ZoneSource
 from geostream_dns.core import cachefmt
 from geostream_dns.core.build import assemble, children_of, compile_unit, unit_key
+from geostream_dns.core.dnssec import ZoneSigning
 from geostream_dns.core.model import Zone
 from geostream_dns.core.outcome import Outcomes
 from geostream_dns.core.snapshot import CompiledZone, Snapshot
@@ -59,9 +61,19 @@ class BuildReport:
 class SnapshotBuilder:
     def __init__(self, store: Store, cache: AnswerCache | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 keys: KeyStore | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.store = store
         self.cache = cache
+        self.keys = keys
+        self._wall = wall
+        # signed zones: the keys' fingerprint (ids, states, window) of the last build
+        self.signed_with: dict[str, str] = {}
+        self._signing: dict[str, ZoneSigning] = {}
+        self._records: dict[str, list[KeyRecord]] = {}
+        self._broken: set[str] = set()  # signed zones whose keys cannot be read
+        self._known: dict[tuple[str, str], ZoneSigning] = {}  # by (zone, keys fingerprint)
         self._clock = clock
         self._sleep = sleep
         self._corrupt: set[str] = set()  # entries found corrupt during this build
@@ -71,11 +83,15 @@ class SnapshotBuilder:
         report = BuildReport()
         self._corrupt = set()
         children = children_of(s.origin for s in sources)
-        keys = {s.origin: unit_key(s.digest, children[s.origin]) for s in sources}
+        self._read_keys(report)
+        keys = {s.origin: unit_key(s.digest, children[s.origin], self._signing.get(s.origin))
+                for s in sources}
         units: dict[str, CompiledZone] = {}
         missing: list[ZoneSource] = []
         for source in sources:
             unit = previous.units.get(source.origin)
+            if source.origin in self._broken:  # its keys cannot be read: keep what was served
+                continue
             if unit is not None and unit.key == keys[source.origin]:
                 units[source.origin] = unit
                 report.reused += 1
@@ -111,7 +127,8 @@ class SnapshotBuilder:
                 still.append(source)
                 continue
             try:
-                unit = cachefmt.decode(data, self._model_loader(source.origin), outcomes)
+                unit = cachefmt.decode(data, self._model_loader(source.origin), outcomes,
+                                       self._signing.get(source.origin))
             except cachefmt.CacheFormatError as exc:
                 cache.corrupt(keys[source.origin], str(exc))
                 self._corrupt.add(keys[source.origin])
@@ -218,8 +235,18 @@ class SnapshotBuilder:
                 failed.append(keys[source.origin])
                 continue
             zone, digest = got
-            key = unit_key(digest, children[source.origin])
-            unit = compile_unit(zone, key, children[source.origin], outcomes)
+            try:
+                signing = self._signing_for(zone)
+            except GeoStreamError as exc:  # keys cannot be made or stored
+                report.problems.append(Problem(source.origin, 0, "dnssec", str(exc)))
+                report.invalid += 1
+                failed.append(keys[source.origin])
+                continue
+            # keyed as `build` keys it: with the zone's keys even when it is no longer
+            # signed (its keys are kept for when it is signed again)
+            key = unit_key(digest, children[source.origin],
+                           signing or self._signing.get(source.origin))
+            unit = compile_unit(zone, key, children[source.origin], outcomes, signing)
             units[source.origin] = unit
             report.built += 1
             if cache is not None:
@@ -230,3 +257,70 @@ class SnapshotBuilder:
             if entries:
                 cache.store(entries)
             cache.release(failed)
+
+    # -- DNSSEC keys ---------------------------------------------------------------
+
+    def _read_keys(self, report: BuildReport) -> None:
+        """Every signed zone's keys and this moment's signature window. A zone whose
+        keys cannot be read (encrypted, and no or the wrong secret) is reported and
+        keeps what is being served: it is never served unsigned by mistake."""
+        self._broken = set()
+        if self.keys is None:
+            return
+        now = self._wall()
+        self._records = self.keys.all_records()
+        self._signing = {}
+        self.signed_with = {}
+        known, self._known = self._known, {}
+        for origin, records in self._records.items():
+            fingerprint = records_fingerprint(records, now)
+            try:
+                # the same keys and window as the last build: its signing (no decryption)
+                signing = known.get((origin, fingerprint)) or signing_of(
+                    records, self.keys.secret, now)
+            except GeoStreamError as exc:
+                self._broken.add(origin)
+                report.problems.append(Problem(origin, 0, "dnssec", str(exc)))
+                report.invalid += 1
+                continue
+            if signing is not None:
+                self._signing[origin] = signing
+                self.signed_with[origin] = fingerprint
+                self._known[(origin, fingerprint)] = signing
+
+    @property
+    def key_records(self) -> dict[str, list[KeyRecord]]:
+        """Every signed zone's keys as the last build read them."""
+        return self._records
+
+    @property
+    def signings(self) -> dict[str, ZoneSigning]:
+        """What each signed zone was last built with."""
+        return self._signing
+
+    def _signing_for(self, zone: Zone) -> ZoneSigning | None:
+        """The zone's signing; its keys are made here when it is first signed."""
+        if zone.dnssec is None or self.keys is None:
+            return None
+        found = self._signing.get(zone.origin)
+        if found is None:
+            now = self._wall()
+            records = self.keys.ensure(zone.origin, zone.dnssec, now)
+            found = signing_of(records, self.keys.secret, now)
+            if found is not None:
+                self._records[zone.origin] = records
+                self._signing[zone.origin] = found
+                self.signed_with[zone.origin] = records_fingerprint(records, now)
+                log.info("dnssec.keys", zone=zone.origin,
+                         keys=[f"{r.role}:{r.state}" for r in records])
+        return found
+
+    def resign_due(self) -> bool:
+        """True when a signed zone's keys changed (a rollover step) or its
+        signatures are due for renewal: the snapshot must be built again."""
+        if self.keys is None or not self.signed_with:
+            return False
+        now = self._wall()
+        current = {origin: records_fingerprint(records, now)
+                   for origin, records in self.keys.all_records().items()}
+        return any(current.get(origin) != text for origin, text in self.signed_with.items())

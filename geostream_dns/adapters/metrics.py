@@ -18,6 +18,7 @@ one label set; their counts are summed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -372,6 +373,43 @@ def alias_metrics(app: App) -> Iterator[Metric]:
         value=alias.oldest_answer_age())
 
 
+def dnssec_metrics(app: App) -> Iterator[Metric]:
+    """Signed zones: keys by state, signature expiry, rollover steps, signatures made.
+    Read from what the last build used (no I/O at scrape time)."""
+    builder = app.builder
+    records = builder.key_records
+    if not records:
+        return
+    yield GaugeMetricFamily("geostream_dnssec_zones_signed",
+                            "Zones signed online (with DNSSEC keys).", value=len(records))
+    keys = GaugeMetricFamily("geostream_dnssec_keys",
+                             "DNSSEC keys by zone, role (ksk, zsk, csk) and state.",
+                             labels=["zone", "role", "state"])
+    counts: dict[tuple[str, str, str], int] = {}
+    for zone, found in records.items():
+        for r in found:
+            counts[(zone, r.role, r.state)] = counts.get((zone, r.role, r.state), 0) + 1
+    for labels, count in sorted(counts.items()):
+        keys.add_metric(list(labels), count)
+    yield keys
+    expiry = GaugeMetricFamily(
+        "geostream_dnssec_signature_expiry_seconds",
+        "Seconds until the signatures being served expire (renewed at 7 days left).",
+        labels=["zone"])
+    now = time.time()
+    for zone, signing in sorted(builder.signings.items()):
+        expiry.add_metric([zone], signing.expiration - now)
+    yield expiry
+    yield CounterMetricFamily("geostream_dnssec_rollover_steps",
+                              "Key rollover steps this server took.", value=app.dnssec_steps)
+    made = sum(tree.signer.made for tree in app.world.snapshot.zones.values()
+               if tree.signer is not None)
+    yield CounterMetricFamily(
+        "geostream_dnssec_signatures",
+        "RRSIGs made by this process for the snapshot being served (at build time and "
+        "for routed variants and denials signed when first asked).", value=made)
+
+
 def _info(version: str) -> Metric:
     info = GaugeMetricFamily("geostream_build_info", "The GeoStream DNS version running (1).",
                              labels=["version"])
@@ -380,7 +418,8 @@ def _info(version: str) -> Metric:
 
 
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,
-                                             store_metrics, fleet_metrics, alias_metrics)
+                                             store_metrics, fleet_metrics, alias_metrics,
+                                             dnssec_metrics)
 
 
 class AppCollector:

@@ -321,6 +321,7 @@ def default_router(registry: CollectorRegistry) -> Router:
     router.add("GET", "/health", health)
     router.add("GET", "/ready", ready)
     router.add("GET", "/metrics", metrics)
+    from geostream_dns.api import dnssec as dnssec_routes
     from geostream_dns.api import explain as explain_routes
     from geostream_dns.api import fleet as fleet_routes
     from geostream_dns.api import health as health_routes
@@ -328,6 +329,7 @@ def default_router(registry: CollectorRegistry) -> Router:
     from geostream_dns.api import zones as zone_routes
 
     zone_routes.register(router)
+    dnssec_routes.register(router)
     explain_routes.register(router)
     fleet_routes.register(router)
     health_routes.register(router)

@@ -87,6 +87,16 @@ def document(version: str) -> dict[str, Any]:
                                                       "within ?wait= seconds"),
                                          **_errors(401, 403, 404, 503)}},
             },
+            "/v1/dnssec": {"get": {
+                "summary": "every signed zone: keys (state, key tag, DNSKEY, next rollover "
+                           "step), DS records for the parent, the signature window",
+                "responses": {"200": _json("signed zones")}}},
+            "/v1/zones/{zone}/dnssec": {"get": {
+                "summary": "one signed zone's keys, DS records and rollover state (never "
+                           "a private key)",
+                "parameters": _zone_param(),
+                "responses": {"200": _json("keys, ds, signatures, rollover"),
+                              **_errors(400, 404)}}},
             "/v1/explain": {"get": {
                 "summary": "the routing decision for a name, type and client",
                 "parameters": [

@@ -41,7 +41,7 @@ from geostream_dns.core.model import (
 )
 
 APEX = "@"
-SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks")
+SETTINGS_KEYS = ("ttl", "soa", "nameservers", "regions", "healthchecks", "dnssec")
 DEFAULT_TIMEOUT: float = HealthCheck.__dataclass_fields__["timeout"].default  # type: ignore[assignment]
 
 Document = dict[str, Any]
@@ -71,7 +71,7 @@ def zone_settings(zone: Zone) -> Document:
                          "negative_ttl": soa.negative_ttl}
     if soa.serial is not None:
         soa_doc["serial"] = soa.serial
-    return {
+    settings: Document = {
         "ttl": zone.ttl,
         "soa": soa_doc,
         "nameservers": list(zone.nameservers),
@@ -79,6 +79,9 @@ def zone_settings(zone: Zone) -> Document:
                     for name, r in sorted(zone.regions.items())},
         "healthchecks": {name: _healthcheck(c) for name, c in sorted(zone.healthchecks.items())},
     }
+    if zone.dnssec is not None:
+        settings["dnssec"] = {"algorithm": zone.dnssec.algorithm, "keys": zone.dnssec.keys}
+    return settings
 
 
 def record_entries(zone: Zone) -> dict[RecordKey, Document]:

@@ -38,10 +38,10 @@ from geostream_dns.config.fields import (
 from geostream_dns.config.folder import ZONE_SUFFIXES, zone_files
 from geostream_dns.config.records_spec import check_zone_shape, parse_records
 from geostream_dns.config.yamlpos import PosDict, load, positioned
-from geostream_dns.core.model import HealthCheck, Region, Soa, Zone
+from geostream_dns.core.model import DNSSEC_ALGORITHMS, Dnssec, HealthCheck, Region, Soa, Zone
 from geostream_dns.errors import ConfigError, Problem
 
-TOP_KEYS = ("zone", "ttl", "soa", "nameservers", "regions", "healthchecks", "records")
+TOP_KEYS = ("zone", "ttl", "soa", "nameservers", "regions", "healthchecks", "records", "dnssec")
 SOA_KEYS = ("primary", "email", "refresh", "retry", "expire", "negative_ttl")
 SERIAL_MAX = 2**32 - 1
 CHECK_KEYS = (
@@ -205,6 +205,7 @@ def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
     checks: dict[str, HealthCheck] = {}
     if "healthchecks" in doc:
         checks = _healthchecks(ck, doc["healthchecks"], doc.line_of("healthchecks"))
+    dnssec = _dnssec(ck, doc["dnssec"], doc.line_of("dnssec")) if "dnssec" in doc else None
     if origin is None:
         return None  # records are relative to the zone: nothing more to check
     drafts = []
@@ -227,7 +228,39 @@ def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
         rrsets=tuple(rrsets),
         serial=max(serial, soa.serial or 0),
         source=source,
+        dnssec=dnssec,
     )
+
+
+_ALGORITHM_ALIASES = {"ecdsap256sha256": "ecdsap256sha256", "13": "ecdsap256sha256",
+                      "ed25519": "ed25519", "15": "ed25519"}
+
+
+def _dnssec(ck: Checker, value: Any, line: int) -> Dnssec | None:
+    """`dnssec: {algorithm: ..., keys: ...}`; `dnssec: true` takes the defaults."""
+    path = "dnssec"
+    if value is True:
+        return Dnssec()
+    m = as_map(ck, value, line, path)
+    if m is None:
+        return None
+    before = len(ck.problems)
+    check_keys(ck, m, path, ("algorithm", "keys"), (), line)
+    algorithm = "ecdsap256sha256"
+    if "algorithm" in m:
+        written = m["algorithm"]
+        # as DNSSEC tools write them: the mnemonic in any case, or the number
+        named = _ALGORITHM_ALIASES.get(str(written).lower()) if not isinstance(
+            written, bool) else None
+        algorithm = named or choice(ck, written, m.line_of("algorithm"),
+                                    join(path, "algorithm"), DNSSEC_ALGORITHMS) or algorithm
+    keys = "ksk-zsk"
+    if "keys" in m:
+        keys = choice(ck, m["keys"], m.line_of("keys"), join(path, "keys"),
+                      ("ksk-zsk", "csk")) or keys
+    if len(ck.problems) != before:
+        return None
+    return Dnssec(algorithm, keys)  # type: ignore[arg-type]
 
 
 def _written_keys(value: Any) -> set[str]:

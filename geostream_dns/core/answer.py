@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import dns.name
 
+from geostream_dns.core.dnssec import RRSIG, ZoneFinder, signed_sections
 from geostream_dns.core.outcome import Outcome
 from geostream_dns.core.render import RRs, render_sections
 from geostream_dns.core.wire import AA, CD, QR, RD, TC
@@ -82,7 +83,8 @@ class Answer:
     """
 
     __slots__ = ("flags", "heads", "heads_edns", "body", "size", "rcode", "chunks",
-                 "ancount", "nscount", "arcount", "zone", "qtype", "outcome")
+                 "ancount", "nscount", "arcount", "zone", "qtype", "outcome", "signed",
+                 "sign_later", "after")
 
     varies = False
 
@@ -103,6 +105,11 @@ class Answer:
         self.chunks = chunks
         self.zone = zone
         self.outcome = outcome
+        # The DO=1 rendering of a signed zone's answer (RRSIGs, compact denial);
+        # `sign_later`: the zone is signed but this rendering is not made yet.
+        self.signed: Answer | None = None
+        self.sign_later = False
+        self.after = 0  # signed routed renderings: RRSIG records after the routed ones
 
 
 class RoutedName:
@@ -155,14 +162,15 @@ class ByAddress:
     """Found by question and OPT record for a routed name asked without ECS: the
     answer is the source address's entry; this one holds the OPT to send."""
 
-    __slots__ = ("opt", "limit")
+    __slots__ = ("opt", "limit", "do")
 
     varies = False
     by_address = True
 
-    def __init__(self, opt: bytes, limit: int) -> None:
+    def __init__(self, opt: bytes, limit: int, do: bool = False) -> None:
         self.opt = opt
         self.limit = limit
+        self.do = do  # the address's entry is found under (question, address, DO)
 
 
 class Weighted:
@@ -211,7 +219,8 @@ class Shuffled:
                  outcome: Outcome) -> None:
         self.answer = answer
         self.count = count
-        self.most = most
+        # A signed answer is shuffled whole: a sample would not match its RRSIG.
+        self.most = most if not answer.after else count
         self.opt = opt
         self.limit = limit
         self.outcome = outcome
@@ -219,13 +228,16 @@ class Shuffled:
     def vary(self, rng: random.Random) -> Tailored:
         answer = self.answer
         chunks = answer.chunks
-        head, tail = chunks[:-self.count], list(chunks[-self.count:])
+        after = answer.after  # the routed records' RRSIGs stay last
+        end = len(chunks) - after
+        head, tail = chunks[:end - self.count], list(chunks[end - self.count:end])
         if len(tail) > self.most:
             tail = rng.sample(tail, self.most)
         else:
             rng.shuffle(tail)
         return Tailored(answer, self.opt, self.limit, self.outcome,
-                        b"".join(head) + b"".join(tail), len(head) + len(tail))
+                        b"".join(head) + b"".join(tail) + b"".join(chunks[end:]),
+                        len(head) + len(tail) + after)
 
 
 Entry = Answer | Tailored
@@ -243,8 +255,40 @@ def render_answer(qname: dns.name.Name, qtype: int, res: Resolution, outcome: Ou
         answer_rrs = [p.static_rrs() for p in res.answer]
     rendered = render_sections(qname, qtype, answer_rrs, res.authority, res.additional,
                                keep_chunks=routed)
-    return Answer(res.rcode, res.aa, rendered.ancount, rendered.nscount, rendered.arcount,
-                  rendered.body, outcome, rendered.answer_chunks, outcome.zone, qtype)
+    answer = Answer(res.rcode, res.aa, rendered.ancount, rendered.nscount, rendered.arcount,
+                    rendered.body, outcome, rendered.answer_chunks, outcome.zone, qtype)
+    answer.sign_later = res.zone is not None and res.zone.signer is not None
+    return answer
+
+
+def render_signed(finder: ZoneFinder, qname: dns.name.Name, qtype: int, res: Resolution,
+                  outcome: Outcome, answer_rrs: list[RRs] | None = None) -> Answer | None:
+    """The DO=1 rendering of a resolution in a signed zone (None: not signed)."""
+    routed = answer_rrs is not None
+    if answer_rrs is None:
+        answer_rrs = [p.static_rrs() for p in res.answer]
+    sections = signed_sections(finder, qname, qtype, res, answer_rrs)
+    if sections is None:
+        return None
+    rendered = render_sections(qname, qtype, sections.answer, sections.authority,
+                               sections.additional, keep_chunks=routed)
+    answer = Answer(sections.rcode, sections.aa, rendered.ancount, rendered.nscount,
+                    rendered.arcount, rendered.body, outcome, rendered.answer_chunks,
+                    outcome.zone, qtype)
+    if routed and sections.answer and sections.answer[-1].rdtype == RRSIG:
+        answer.after = len(sections.answer[-1].rdatas)
+    return answer
+
+
+def sign_now(answer: Answer, finder: ZoneFinder, qname: dns.name.Name, qtype: int,
+             res: Resolution) -> Answer:
+    """`answer`'s DO=1 rendering, made now and kept on it when not made yet."""
+    signed = answer.signed
+    if signed is None:
+        signed = render_signed(finder, qname, qtype, res, answer.outcome)
+        answer.sign_later = False
+        answer.signed = signed = signed if signed is not None else answer
+    return signed
 
 
 def assemble(data: bytes, question: bytes, entry: Entry, opt: bytes, limit: int) -> bytes:

@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping
 import dns.name
 import dns.rdatatype
 
-from geostream_dns.core.answer import Answer, RoutedName, render_answer
+from geostream_dns.core.answer import Answer, RoutedName, render_answer, render_signed
+from geostream_dns.core.dnssec import ZoneSigning
 from geostream_dns.core.health import HealthKey
 from geostream_dns.core.lookup import CNAME, Resolution, lookup
 from geostream_dns.core.model import HealthCheck, Zone
@@ -82,15 +83,20 @@ def children_of(origins: Iterable[str]) -> dict[str, frozenset[str]]:
     return {origin: frozenset(found) for origin, found in out.items()}
 
 
-def unit_key(digest: str, children: frozenset[str]) -> str:
-    """What a compiled zone depends on: the zone's content and its child zones."""
-    return digest + "|" + ",".join(sorted(children))
+def unit_key(digest: str, children: frozenset[str],
+             signing: ZoneSigning | None = None) -> str:
+    """What a compiled zone depends on: the zone's content and its child zones (and,
+    for a signed zone, its keys and signature window)."""
+    key = digest + "|" + ",".join(sorted(children))
+    return key if signing is None else key + "|" + signing.key_text()
 
 
 def compile_unit(zone: Zone, key: str, children: frozenset[str] = frozenset(),
-                 outcomes: Outcomes | None = None) -> CompiledZone:
-    """Compile one validated zone and render what depends on it alone."""
-    tree = compile_zone(zone)
+                 outcomes: Outcomes | None = None,
+                 signing: ZoneSigning | None = None) -> CompiledZone:
+    """Compile one validated zone and render what depends on it alone (signed too,
+    for DO=1 queries, when the zone has `dnssec:` and `signing` is given)."""
+    tree = compile_zone(zone, signing)
     outcomes = outcomes if outcomes is not None else Outcomes()
     child_names = tuple(dns.name.from_text(c) for c in children)
     alone = ZoneSet.of({tree.origin: tree})
@@ -108,7 +114,10 @@ def compile_unit(zone: Zone, key: str, children: frozenset[str] = frozenset(),
         key_bytes = question_key(name, rdtype)
         if key_is_safe(key_bytes):
             outcome = outcomes.get(rdtype, res.rcode, zone_text, STATIC, SNAPSHOT)
-            answers[key_bytes] = render_answer(name, rdtype, res, outcome)
+            answer = answers[key_bytes] = render_answer(name, rdtype, res, outcome)
+            if answer.sign_later:
+                answer.signed = render_signed(alone, name, rdtype, res, outcome)
+                answer.sign_later = False
     return CompiledZone(tree, answers, tuple(deferred), key, health_targets({tree.origin: tree}),
                         zone)
 
@@ -179,7 +188,10 @@ def assemble(units: Iterable[CompiledZone], generation: int,
                 answers.pop(key, None)
             elif key not in routed:
                 outcome = outcomes.get(rdtype, res.rcode, zone, STATIC, SNAPSHOT)
-                answers[key] = render_answer(name, rdtype, res, outcome)
+                answer = answers[key] = render_answer(name, rdtype, res, outcome)
+                if answer.sign_later:
+                    answer.signed = render_signed(zone_set, name, rdtype, res, outcome)
+                    answer.sign_later = False
     targets: dict[HealthKey, HealthCheck] = {}
     for unit in units:
         targets.update(unit.targets)
@@ -215,18 +227,21 @@ def with_externals(snapshot: Snapshot,
 
 
 def build_snapshot(zones: Iterable[Zone], generation: int,
-                   previous: Snapshot | None = None) -> Snapshot:
-    """Compile (or reuse) every zone and assemble the snapshot."""
+                   previous: Snapshot | None = None,
+                   signing: Mapping[str, ZoneSigning] | None = None) -> Snapshot:
+    """Compile (or reuse) every zone and assemble the snapshot; `signing` holds the
+    keys and window of each signed zone, by origin."""
     zones = list(zones)
     children = children_of(zone.origin for zone in zones)
     reusable: Mapping[str, CompiledZone] = previous.units if previous is not None else {}
     units = []
     outcomes = Outcomes()
     for zone in zones:
-        key = unit_key(f"zone@{id(zone)}", children[zone.origin])
+        signs = signing.get(zone.origin) if signing is not None and zone.dnssec else None
+        key = unit_key(f"zone@{id(zone)}", children[zone.origin], signs)
         unit = reusable.get(zone.origin)
         if unit is None or unit.source is not zone or unit.key != key:
-            unit = compile_unit(zone, key, children[zone.origin], outcomes)
+            unit = compile_unit(zone, key, children[zone.origin], outcomes, signs)
         units.append(unit)
     return assemble(units, generation,
                     previous.zone_set.externals if previous is not None else None)

@@ -36,6 +36,7 @@ import dns.rdatatype
 import msgpack
 
 from geostream_dns.core.answer import Answer
+from geostream_dns.core.dnssec import Signer, ZoneSigning
 from geostream_dns.core.model import (
     CatchAllRule,
     GeosRule,
@@ -63,7 +64,7 @@ from geostream_dns.core.snapshot import (
 )
 
 MAGIC = b"GSZC"
-FORMAT = 1
+FORMAT = 2  # 2: signed zones (apex keys in the tree, DO=1 renderings beside answers)
 _HEAD = struct.Struct("!4sH32s")
 
 
@@ -124,7 +125,8 @@ def encode(unit: CompiledZone) -> bytes:
         "zone": _zone_skeleton(zone),
         "nodes": nodes,
         "routers": routers,
-        "answers": [[key, a.rcode, a.flags, a.ancount, a.nscount, a.arcount, a.body, a.qtype]
+        "answers": [[key, a.rcode, a.flags, a.ancount, a.nscount, a.arcount, a.body, a.qtype,
+                     _signed(a.signed)]
                     for key, a in unit.answers.items()],
         "deferred": [[list(name.labels), rdtype] for name, rdtype in unit.deferred],
         "targets": [[check.name, target] for (_zone, _check, target), check
@@ -132,6 +134,14 @@ def encode(unit: CompiledZone) -> bytes:
     }
     body = msgpack.packb(payload, use_bin_type=True)
     return _HEAD.pack(MAGIC, FORMAT, hashlib.sha256(body).digest()) + body
+
+
+def _signed(answer: Answer | None) -> list[Any] | None:
+    """An answer's DO=1 rendering (signatures included), or None."""
+    if answer is None:
+        return None
+    return [answer.rcode, answer.flags, answer.ancount, answer.nscount, answer.arcount,
+            answer.body]
 
 
 def _zone_skeleton(zone: Zone) -> list[Any]:
@@ -173,8 +183,11 @@ def _rule(rule: Rule) -> list[Any]:
 
 
 def decode(data: bytes, load_model: Callable[[], Zone],
-           outcomes: Outcomes | None = None) -> CompiledZone:
-    """The compiled zone of an entry; CacheFormatError unless it is whole and ours."""
+           outcomes: Outcomes | None = None,
+           signing: ZoneSigning | None = None) -> CompiledZone:
+    """The compiled zone of an entry; CacheFormatError unless it is whole and ours.
+    A signed zone's entry needs its `signing` (its keys never go into the cache):
+    answers asked later (negative ones, wildcards) are signed with it."""
     if len(data) < _HEAD.size:
         raise CacheFormatError("shorter than its header")
     magic, version, digest = _HEAD.unpack_from(data)
@@ -187,14 +200,14 @@ def decode(data: bytes, load_model: Callable[[], Zone],
         raise CacheFormatError("checksum mismatch: corrupt or truncated")
     try:
         payload = msgpack.unpackb(body, raw=False, use_list=True)
-        return _unit(payload, load_model, outcomes or Outcomes())
+        return _unit(payload, load_model, outcomes or Outcomes(), signing)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError,
             dns.exception.DNSException, msgpack.UnpackException) as exc:
         raise CacheFormatError(f"unreadable: {exc}") from None
 
 
 def _unit(payload: dict[str, Any], load_model: Callable[[], Zone],
-          outcomes: Outcomes) -> CompiledZone:
+          outcomes: Outcomes, signing: ZoneSigning | None = None) -> CompiledZone:
     skeleton = _zone(payload["zone"])
     origin = dns.name.from_text(payload["origin"])
     zone_text = origin.to_text()
@@ -214,13 +227,21 @@ def _unit(payload: dict[str, Any], load_model: Callable[[], Zone],
                 cuts[label_key(owner.labels)] = owner
         nodes[owner] = node
     soa = nodes[origin][dns.rdatatype.SOA]
+    signed_entry = any(row[8] is not None for row in payload["answers"])
+    if signed_entry and signing is None:
+        raise CacheFormatError("a signed zone's entry, but no keys to sign it with")
+    signer = Signer(origin, signing) if signing is not None and signed_entry else None
     tree = ZoneTree(origin, soa, int(payload["negative_ttl"]), nodes, ModelRef(load=load_model),
-                    cuts, frozenset(skeleton.regions))
+                    cuts, frozenset(skeleton.regions), signer)
     answers = {}
-    for key, rcode, flags, an, ns, ar, body, qtype in payload["answers"]:
+    for key, rcode, flags, an, ns, ar, body, qtype, signed in payload["answers"]:
         outcome = outcomes.get(qtype, rcode, zone_text, STATIC, SNAPSHOT)
         answer = Answer(rcode, False, an, ns, ar, body, outcome, (), zone_text, qtype,
                         extra_flags=flags)
+        if signed is not None:
+            s_rcode, s_flags, s_an, s_ns, s_ar, s_body = signed
+            answer.signed = Answer(s_rcode, False, s_an, s_ns, s_ar, s_body, outcome, (),
+                                   zone_text, qtype, extra_flags=s_flags)
         answers[key] = answer
     deferred = tuple((_name(labels), rdtype) for labels, rdtype in payload["deferred"])
     checks = skeleton.healthchecks

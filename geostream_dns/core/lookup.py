@@ -89,6 +89,12 @@ def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
     zone = zones.find_zone(qname)
     if zone is None:
         return REFUSED_RESOLUTION
+    if qtype == DS and qname == zone.origin and len(qname) > 1:
+        # DS belongs to the parent side of a cut (RFC 4035 §3.1.4.1): a hosted
+        # parent that delegates this zone answers it, with its own data and keys.
+        parent = zones.find_zone(qname.parent())
+        if parent is not None and parent.find_cut(qname) == qname:
+            zone = parent
     answer: list[Part] = []
     seen: set[dns.name.Name] = set()
     name = qname

@@ -158,6 +158,19 @@ class RecordSet:
     line: int = 0
 
 
+DnssecAlgorithm = Literal["ecdsap256sha256", "ed25519"]
+DNSSEC_ALGORITHMS: tuple[str, ...] = ("ecdsap256sha256", "ed25519")
+KeyScheme = Literal["ksk-zsk", "csk"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dnssec:
+    """`dnssec:` on a zone: sign it online with keys the server makes and keeps."""
+
+    algorithm: DnssecAlgorithm = "ecdsap256sha256"
+    keys: KeyScheme = "ksk-zsk"  # a KSK and a ZSK, or one combined signing key
+
+
 @dataclass(frozen=True, slots=True)
 class Zone:
     origin: str  # absolute, lower-case: "example.com."
@@ -172,3 +185,4 @@ class Zone:
     # what validation let through but the operator should know (data below a
     # zone cut, an in-zone name server without an address)
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    dnssec: Dnssec | None = None  # signed online when set

@@ -59,6 +59,8 @@ from geostream_dns.core.answer import (
     Weighted,
     assemble,
     render_answer,
+    render_signed,
+    sign_now,
 )
 from geostream_dns.core.build import key_is_safe
 from geostream_dns.core.client import client_net
@@ -86,6 +88,7 @@ from geostream_dns.core.wire import (
     LOWER,
     NOERROR,
     NOTIMP,
+    NXDOMAIN,
     QR,
     RD,
     REFUSED,
@@ -107,6 +110,7 @@ _QUESTION_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # QD=1, AR=1
 _ECS_CODE = b"\x00\x08"  # option code of Client Subnet
 
 AXFR, IXFR, MAILB, MAILA = 252, 251, 253, 254
+NXNAME = 128
 TKEY, TSIG = 249, 250
 TXT, ANY = 16, 255
 
@@ -148,7 +152,7 @@ def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
             entry = world.answers.get(key)
             if entry is not None:
                 return _reply(data, question, key, entry, b"", 512, world, tcp, tail)
-            entry = world.selections.get((key, client))  # a routed name
+            entry = world.selections.get((key, client, False))  # a routed name
             if entry is None:
                 return _slow(data, client, world, tcp)
             return _reply(data, question, key, entry, b"", 512, world, tcp, (tail, client))
@@ -163,7 +167,7 @@ def resolve(data: bytes, client: str, world: World, tcp: bool = False) -> Reply:
             return _route_new_network(data, qend, key, client, world, tcp)
         if not entry.by_address:
             return _reply(data, question, key, entry, entry.opt, entry.limit, world, tcp, tail)
-        by_address = world.selections.get((key, client))
+        by_address = world.selections.get((key, client, entry.do))
         if by_address is None:
             return _slow(data, client, world, tcp)
         return _reply(data, question, key, by_address, entry.opt, entry.limit, world, tcp,
@@ -352,7 +356,7 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
         return _error(world, data, q.flags, q.question, NOTIMP, edns, qtype, extra, valid)
     if edns is not None and edns.version > 0:
         return _error(world, data, q.flags, q.question, BADVERS, edns, qtype, extra, valid)
-    if qtype in (wire.OPT, TKEY, TSIG):
+    if qtype in (wire.OPT, TKEY, TSIG, NXNAME):  # NXNAME: never asked (RFC 9824)
         return _error(world, data, q.flags, q.question, FORMERR, edns, qtype, extra, valid)
     if q.qclass == CLASS_CH:
         return _chaos(world, data, q, tcp, extra, valid)
@@ -395,14 +399,21 @@ def _slow(data: bytes, client: str, world: World, tcp: bool) -> Reply:
         chosen = _route(world, qtype, key, found, client, ecs, do, limit, shape, safe)
         if ecs is None and edns is not None:
             if shape is not None:
-                world.remember_selection(shape, ByAddress(opt_record(do), limit))
+                world.remember_selection(shape, ByAddress(opt_record(do), limit, do))
             opt = opt_record(do)
         else:
             opt = chosen.opt
     elif edns is not None:
         outcome = found.outcome
+        co = False
+        if do and (found.signed is not None or found.sign_later):
+            nxdomain = found.rcode == NXDOMAIN
+            found = _signed(world, found, q)
+            if nxdomain and edns.co and found.rcode != NXDOMAIN:
+                found = _restored(found)  # the client takes NXDOMAIN with compact denial
+                co = True
         # A static answer holds for every client: ECS scope 0 (RFC 7871 §7.2.1).
-        opt = opt_record(do, ecs.to_option(0) if ecs is not None else b"")
+        opt = opt_record(do, ecs.to_option(0) if ecs is not None else b"", co=co)
         chosen = Tailored(found, opt, limit, memo.outcomes.get(
             qtype, outcome.rcode, outcome.zone, STATIC, MEMO, scope=0 if ecs else None))
         if shape is not None:
@@ -436,6 +447,25 @@ def _answered_options(edns: wire.Edns, client: str,
             extra += nsid_option(world.server_id)
             nsid = True
     return extra, cookie, valid, nsid
+
+
+def _signed(world: World, found: Answer, q: wire.Query) -> Answer:
+    """The DO=1 rendering of a signed zone's answer: made at build time for the
+    zone's own names, else now (a negative answer, a wildcard synthesis), once."""
+    if found.signed is not None:
+        return found.signed
+    qname = dns.name.from_wire(q.qname, 0)[0]
+    zone_set = world.snapshot.zone_set
+    return sign_now(found, zone_set, qname, q.qtype, lookup(zone_set, qname, q.qtype))
+
+
+def _restored(signed: Answer) -> Answer:
+    """A compact denial with its NXDOMAIN rcode restored, for a client that says
+    it understands (the CO flag, RFC 9824): the same records, rcode NXDOMAIN."""
+    flags = signed.flags & ~0xF & ~(wire.QR | wire.AA)
+    return Answer(NXDOMAIN, bool(signed.flags & wire.AA), signed.ancount, signed.nscount,
+                  signed.arcount, signed.body, signed.outcome, signed.chunks, signed.zone,
+                  signed.qtype, extra_flags=flags)
 
 
 # The names class CH answers with the server's id (TXT), lower-cased wire form.
@@ -482,7 +512,7 @@ def _route(world: World, qtype: int, key: bytes, name: RoutedName, client: str,
     entry: Tailored | Weighted | Shuffled
     fixed = selection.fixed
     if fixed is not None:
-        answer = _rendered(world, qtype, key, name, fixed.key, fixed.rdatas)
+        answer = _rendered(world, qtype, key, name, fixed.key, fixed.rdatas, do)
         if fixed.shuffle:
             entry = Shuffled(answer, len(fixed.rdatas), MULTIVALUE_MAX, opt, limit, outcome)
         else:
@@ -491,30 +521,38 @@ def _route(world: World, qtype: int, key: bytes, name: RoutedName, client: str,
         health = selection.weighted
         assert health is not None
         pool = selection.pool
-        entry = Weighted(tuple(_rendered(world, qtype, key, name, (pool, v.text), (v.rdata,))
+        entry = Weighted(tuple(_rendered(world, qtype, key, name, (pool, v.text), (v.rdata,), do)
                                for v in health.up), health.cumulative, opt, limit, outcome)
     if ecs is None:
         if safe:
-            world.remember_selection((key, client), entry)
+            world.remember_selection((key, client, do), entry)
     elif shape is not None:
         world.remember_selection(shape, entry)
     return entry
 
 
 def _rendered(world: World, qtype: int, key: bytes, name: RoutedName, decision: Any,
-              rdatas: tuple[Any, ...]) -> Answer:
+              rdatas: tuple[Any, ...], do: bool = False) -> Answer:
     """The answer of a routed name rendered for one decision (identified by the key
-    `decision`, never by client), shared by every client network that gets it."""
+    `decision`, never by client), shared by every client network that gets it.
+    For a DO=1 query in a signed zone, the signed rendering: signed here, once
+    per decision, and kept in the same memo."""
     memo = world.memo
-    cache_key = (key, decision)
+    res = name.resolution
+    signed = do and res.zone is not None and res.zone.signer is not None
+    cache_key = (key, decision, True) if signed else (key, decision)
     answer = memo.rendered.get(cache_key)
     if answer is None:
-        res = name.resolution
         answer_rrs = [part.static_rrs() if part.data.router is None
                       else RRs(part.owner, part.data.rdtype, part.ttl, rdatas)
                       for part in res.answer]
-        answer = render_answer(name.qname, qtype, res, memo.outcomes.get(
-            qtype, res.rcode, name.zone, ROUTED, MEMO), answer_rrs)
+        outcome = memo.outcomes.get(qtype, res.rcode, name.zone, ROUTED, MEMO)
+        found = None
+        if signed:
+            found = render_signed(world.snapshot.zone_set, name.qname, qtype, res, outcome,
+                                  answer_rrs)
+        answer = found if found is not None else render_answer(name.qname, qtype, res,
+                                                               outcome, answer_rrs)
         memo.remember_rendering(cache_key, answer)
     return answer
 

@@ -30,6 +30,7 @@ import dns.rdtypes.ANY.NS
 import dns.rdtypes.ANY.SOA
 
 from geostream_dns.core.answer import Answer, RoutedName
+from geostream_dns.core.dnssec import ALIAS_TYPE, Signer, ZoneSigning
 from geostream_dns.core.health import HealthKey
 from geostream_dns.core.model import HealthCheck, RecordSet, Zone
 from geostream_dns.core.route.router import Router
@@ -37,6 +38,7 @@ from geostream_dns.core.wire import CLASS_IN, LOWER
 
 # ALIAS is not a DNS type; it lives in the tree under a private-use number.
 ALIAS = 65401
+assert ALIAS == ALIAS_TYPE
 
 
 class RRsetData:
@@ -111,6 +113,7 @@ class ZoneTree:
     # delegation points by lower-cased labels: suffixes are looked up without building Names
     cut_index: Mapping[tuple[bytes, ...], dns.name.Name] = field(default_factory=dict)
     regions: frozenset[str] = frozenset()  # the regions the zone names
+    signer: Signer | None = None  # signs the zone's answers for DO=1 (core.dnssec)
 
     @property
     def model(self) -> Zone:
@@ -260,8 +263,9 @@ def _rdtype(rtype: str) -> int:
     return ALIAS if rtype == "ALIAS" else int(dns.rdatatype.from_text(rtype))
 
 
-def compile_zone(zone: Zone) -> ZoneTree:
-    """Build the lookup tree of one validated zone, routers included."""
+def compile_zone(zone: Zone, signing: ZoneSigning | None = None) -> ZoneTree:
+    """Build the lookup tree of one validated zone, routers included; with
+    `signing`, a signed zone: its keys at the apex and a signer on the tree."""
     origin = dns.name.from_text(zone.origin)
     soa_rdata = dns.rdtypes.ANY.SOA.SOA(
         dns.rdataclass.IN, dns.rdatatype.SOA,
@@ -289,8 +293,14 @@ def compile_zone(zone: Zone) -> ZoneTree:
         while parent != origin and len(parent) > len(origin):
             parent = parent.parent()
             nodes.setdefault(parent, {})
+    signer = None
+    if signing is not None and zone.dnssec is not None:
+        signer = Signer(origin, signing)
+        for rdtype, rdatas in signer.apex_rrsets(zone.ttl).items():
+            apex[rdtype] = RRsetData(rdtype, zone.ttl, rdatas)
     return ZoneTree(origin, soa, min(zone.ttl, zone.soa.negative_ttl), nodes, ModelRef(zone),
-                    {label_key(cut.labels): cut for cut in cuts}, frozenset(zone.regions))
+                    {label_key(cut.labels): cut for cut in cuts}, frozenset(zone.regions),
+                    signer)
 
 
 def _rrset_data(rs: RecordSet, zone: Zone) -> RRsetData:

@@ -31,6 +31,7 @@ BADVERS = 16  # extended rcode, carried in OPT
 BADCOOKIE = 23  # extended rcode (RFC 7873): a fresh server cookie is in the reply
 
 OPT = 41
+CO_FLAG = 0x4000  # EDNS header flag after DO: Compact Answers OK (RFC 9824)
 OPTION_ECS = 8
 CLASS_IN = 1
 CLASS_CH = 3
@@ -88,6 +89,7 @@ class Edns(NamedTuple):
     do: bool
     ecs: ClientSubnet | None
     options: tuple[tuple[int, bytes], ...]  # every option, in order, as (code, data)
+    co: bool = False  # Compact Answers OK (RFC 9824): NXDOMAIN kept with compact denial
 
 
 class Query(NamedTuple):
@@ -212,6 +214,7 @@ def _skip_rr(data: bytes, offset: int) -> int:
 def _parse_opt(payload: int, ttl: int, rdata: bytes) -> Edns:
     version = (ttl >> 16) & 0xFF
     do = bool(ttl & 0x8000)
+    co = bool(ttl & CO_FLAG)
     options: list[tuple[int, bytes]] = []
     ecs: ClientSubnet | None = None
     i = 0
@@ -229,7 +232,7 @@ def _parse_opt(payload: int, ttl: int, rdata: bytes) -> Edns:
             if ecs is not None:
                 raise WireError("more than one Client Subnet option")
             ecs = parse_ecs(value)
-    return Edns(payload, version, do, ecs, tuple(options))
+    return Edns(payload, version, do, ecs, tuple(options), co)
 
 
 def parse_ecs(value: bytes) -> ClientSubnet:
@@ -255,10 +258,12 @@ def parse_ecs(value: bytes) -> ClientSubnet:
     return ClientSubnet(family, source, scope, address)
 
 
-def opt_record(do: bool, options: bytes = b"", ext_rcode: int = 0) -> bytes:
-    """Our OPT RR: payload 1232, version 0, DO echoed (RFC 3225)."""
+def opt_record(do: bool, options: bytes = b"", ext_rcode: int = 0, co: bool = False) -> bytes:
+    """Our OPT RR: payload 1232, version 0, DO echoed (RFC 3225), CO when the
+    answer is a compact denial with its NXDOMAIN restored (RFC 9824)."""
+    flags = (0x8000 if do else 0) | (CO_FLAG if co else 0)
     return struct.pack(
-        "!BHHBBHH", 0, OPT, MAX_UDP_PAYLOAD, ext_rcode, 0, 0x8000 if do else 0, len(options)
+        "!BHHBBHH", 0, OPT, MAX_UDP_PAYLOAD, ext_rcode, 0, flags, len(options)
     ) + options
 
 

@@ -65,8 +65,9 @@ class SnapshotMemo:
         self.answers: dict[bytes, Answer] = dict(snapshot.answers)
         self.routed: dict[bytes, RoutedName] = dict(snapshot.routed)
         self.derived: list[bytes] = []  # keys the slow path added to `answers` or `routed`
-        # (question key, decision key) -> the answer rendered for that decision
-        self.rendered: dict[tuple[bytes, Any], Answer] = {}
+        # (question key, decision key[, True for the signed rendering]) -> the answer
+        # rendered for that decision
+        self.rendered: dict[tuple[Any, ...], Answer] = {}
         self.orderings: dict[Any, Any] = {}  # nearest orderings, see RouteContext
         self.outcomes = Outcomes()
 
@@ -82,7 +83,7 @@ class SnapshotMemo:
             self.answers[key] = entry
         self.derived.append(key)
 
-    def remember_rendering(self, key: tuple[bytes, Any], answer: Answer) -> None:
+    def remember_rendering(self, key: tuple[Any, ...], answer: Answer) -> None:
         if len(self.rendered) >= RENDERED_LIMIT:
             self.rendered.clear()
         self.rendered[key] = answer

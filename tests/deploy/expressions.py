@@ -62,6 +62,8 @@ METRICS: dict[str, frozenset[str]] = {
     "geostream_fleet_servers": frozenset({"state"}),
     "geostream_config_zone_problems": frozenset(),
     "geostream_build_info": frozenset({"version"}),
+    "geostream_dnssec_signature_expiry_seconds": frozenset({"zone"}),
+    "geostream_dnssec_keys": frozenset({"zone", "role", "state"}),
     "up": frozenset(),
 }
 

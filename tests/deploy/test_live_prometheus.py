@@ -194,6 +194,10 @@ def send_load(servers: list[ServerProcess], broken: ServerProcess,
             broken.query("www.broken.test.", "A", timeout=0.5)  # a zone that never loaded
         except Exception:  # noqa: BLE001
             pass
+        try:  # a signed answer
+            broken.query("static.example.com.", "A", timeout=0.5, use_edns=0, want_dnssec=True)
+        except Exception:  # noqa: BLE001
+            pass
         for _ in range(4):  # over ns3's rate limit of one a second: dropped and slipped
             try:
                 broken.query("static.example.com.", "A", timeout=0.2)
@@ -252,10 +256,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory,
             base / "ns2", database_url=url, geoip=city_mmdb, env=fleet_env,
             listens=[("127.0.0.1", ns2_port), ("::1", ns2_port)],
             args=["--site", "site-b", "--server-id", "ns2"])
-        # ns3: embedded mode, one zone that never loads, no Redis where it looks, and
-        # a response-rate limit the load goes over.
+        # ns3: embedded mode, a signed zone, one zone that never loads, no Redis where
+        # it looks, and a response-rate limit the load goes over.
         embedded = base / "embedded"
-        write_zone(embedded, "static: {type: A, value: 192.0.2.80}\n", healthchecks={})
+        write_zone(embedded, "static: {type: A, value: 192.0.2.80}\n", healthchecks={},
+                   dnssec="true")  # a signed zone, for the DNSSEC panels and metrics
         broken_zone = embedded / "broken.test.yaml"
         broken_zone.write_text(zone_text("www: {type: A, value: not-an-address}\n",
                                          "broken.test.", healthchecks={}))

@@ -75,6 +75,7 @@ BEFORE = textwrap.dedent("""\
     regions:
       us: {lat: 38.9, lon: -77.4}
       eu: {lat: 50.1, lon: 8.7}
+    dnssec: {algorithm: ed25519}
     records:
       ns1: {type: A, value: 192.0.2.53}
       box: {type: HINFO, value: '"PC" "Linux"'}
@@ -150,6 +151,7 @@ def test_octodns_sync_into_geostream(tmp_path: pathlib.Path, geostream: ServerPr
     assert www["routing"]["pools"]["eu"]["fallback"] == "us"
     # kept: the SOA and its serial, regions, a type and a routing octoDNS does not know
     assert written["soa"]["serial"] == 2024060101 and set(written["regions"]) == {"us", "eu"}
+    assert written["dnssec"]["algorithm"] == "ed25519"  # signing stays on
     assert written["records"]["box"]["type"] == "HINFO"
     assert written["records"]["near"]["routing"]["rules"] == [{"nearest": ["us", "eu"]}]
     assert ask(geostream, "box.example.com.", "HINFO")[0] == {'"PC" "Linux"'}

@@ -35,7 +35,7 @@ HEALTHCHECKS: dict[str, str] = {"web": "{protocol: http, port: 80}"}
 
 def zone_header(origin: str = "example.com.", *, ttl: int = 300, negative_ttl: int = 300,
                 regions: Mapping[str, Coordinates] = REGIONS,
-                healthchecks: Mapping[str, str] = HEALTHCHECKS) -> str:
+                healthchecks: Mapping[str, str] = HEALTHCHECKS, dnssec: str | None = None) -> str:
     """The standard header (everything but `records:`) for `origin`."""
     lines = [f"zone: {origin}",
              f"ttl: {ttl}",
@@ -53,6 +53,8 @@ def zone_header(origin: str = "example.com.", *, ttl: int = 300, negative_ttl: i
     if healthchecks:
         lines.append("healthchecks:")
         lines += [f"  {name}: {check}" for name, check in healthchecks.items()]
+    if dnssec is not None:  # e.g. "{algorithm: ed25519}"
+        lines.append(f"dnssec: {dnssec}")
     return "\n".join(lines) + "\n"
 
 
