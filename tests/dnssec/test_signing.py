@@ -329,3 +329,31 @@ def test_ds_of_a_hosted_child_zone_is_answered_by_its_parent() -> None:
     www = ask(w, query("www.sub.example.com.", "A", do=True))
     assert www.answer[1][0].signer == sub and check_signed(www, child_keys) == 1
     assert check_signed(ask(w, query("sub.example.com.", "DNSKEY", do=True)), child_keys) == 1
+
+
+@pytest.mark.parametrize("name, ecs", [("www.example.com.", None),
+                                       ("geo.example.com.", "10.1.2.0/24"),
+                                       ("nothing.example.com.", None)])
+def test_cookie_queries_get_the_signed_answer_with_our_cookie(
+        world: tuple[World, dict], name: str, ecs: str | None) -> None:
+    """A COOKIE option beside DO=1: the signed answer the same query without the
+    cookie gets, with our COOKIE option; asked again (the reply kept for the
+    second, then the cookie presented back) it stays whole and valid."""
+    w, keys = world
+    plain = ask(w, query(name, "A", do=True, ecs=ecs))
+    client_cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"clientck")
+    cookie_query = query(name, "A", do=True, ecs=ecs, options=[client_cookie])
+    for _ in range(3):
+        reply = ask(w, cookie_query)
+        assert reply.rcode() == plain.rcode()
+        assert check_signed(reply, keys) >= 1
+        assert [(r.name, r.rdtype) for r in reply.answer + reply.authority] == \
+            [(r.name, r.rdtype) for r in plain.answer + plain.authority]
+        cookies = [o for o in reply.options if o.otype == dns.edns.OptionType.COOKIE]
+        assert len(cookies) == 1 and cookies[0].to_wire()[:8] == b"clientck"
+        assert len(cookies[0].to_wire()) == 24
+    presented = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, cookies[0].to_wire())
+    again = ask(w, query(name, "A", do=True, ecs=ecs, options=[presented]))
+    assert check_signed(again, keys) >= 1
+    assert [o.to_wire() for o in again.options if o.otype == dns.edns.OptionType.COOKIE] \
+        == [cookies[0].to_wire()]
