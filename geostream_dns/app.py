@@ -231,7 +231,9 @@ class App:
             udp = await start_udp(self.worlds, self.stats, host, port, reuse)
             self._closers.append(udp)
             tcp = await start_tcp(
-                TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout),
+                TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout,
+                          self.settings.tcp_max_connections,
+                          self.settings.tcp_max_per_client),
                 host, port, reuse)
             self._closers.append(tcp)
             log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])

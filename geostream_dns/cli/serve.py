@@ -53,13 +53,28 @@ def register(sub: Any) -> None:
     p.add_argument("--state-dir", metavar="DIR",
                    help=f"local state (GEOSTREAM_STATE_DIR, default {DEFAULT_STATE_DIR})")
     p.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="close TCP connections idle this long (default 10)")
+                   help="cut TCP connections that complete no message this long: idle, "
+                        "sending slowly or not reading their answers (default 10)")
+    p.add_argument("--tcp-max-connections", type=_positive_int, default=1024, metavar="N",
+                   help="open TCP connections at most, in all (default 1024)")
+    p.add_argument("--tcp-max-per-client", type=_positive_int, default=64, metavar="N",
+                   help="open TCP connections at most from one client address (default 64)")
     p.add_argument("--probe-only", action="store_true",
                    help="run only the health prober and the HTTP endpoint, no DNS listeners")
     p.add_argument("--no-probe", action="store_true",
                    help="do not run the health prober (every value counts as up unless "
                         "its status or a drain says otherwise)")
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -92,6 +107,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=env.get("LOG_LEVEL", "info"),
         api_token=env.get("GEOSTREAM_API_TOKEN") or None,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_max_connections=args.tcp_max_connections,
+        tcp_max_per_client=args.tcp_max_per_client,
         probe=not args.no_probe,
     )
 
