@@ -191,7 +191,12 @@ class ZonesFolder:
             if not folders:
                 raise WriteRefused("no zones folder to write into: the server was started "
                                    "with zone files, not a folder")
-            source = folders[0] / file_name(origin)
+            try:
+                source = folders[0] / file_name(origin)
+            except ValueError as exc:
+                raise WriteRefused(str(exc)) from None
+            if source.resolve().parent != folders[0].resolve():
+                raise WriteRefused(f"{origin}: would be written outside the zones folder")
         atomic_write_text(source, document_yaml(document), mode=0o644)
         return plan, None
 

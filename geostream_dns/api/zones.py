@@ -29,7 +29,7 @@ import dns.name
 from geostream_dns.api.fleet import wait_in_sync
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
 from geostream_dns.config.document import Document, document_yaml, zone_document
-from geostream_dns.config.folder import file_name
+from geostream_dns.config.folder import file_name, unsafe_zone_name
 from geostream_dns.config.loader import load_zone_data, load_zone_text
 from geostream_dns.config.plan import Plan
 from geostream_dns.core.snapshot import ZoneTree
@@ -39,7 +39,10 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 
 def _origin(request: Request) -> str:
-    text = request.params["zone"]
+    text = request.params["zone"]  # percent-decoded once by the router
+    reason = unsafe_zone_name(text)
+    if reason is not None:
+        raise HttpError(400, "invalid zone name", [f"{text[:100]!r}: {reason}"])
     try:
         return dns.name.from_text(text).to_text().lower()
     except dns.exception.DNSException as exc:
