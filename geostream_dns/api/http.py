@@ -121,7 +121,7 @@ class Request:
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise HttpError(400, "request body is not valid JSON", [str(exc)]) from exc
 
 

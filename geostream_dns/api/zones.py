@@ -91,6 +91,9 @@ def _validated(request: Request, origin: str) -> Document:
             except json.JSONDecodeError as exc:
                 raise HttpError(400, "the body is not valid JSON (send YAML with "
                                 "Content-Type: application/yaml)", [str(exc)]) from None
+            except RecursionError:
+                raise HttpError(422, "invalid zone", [f"{source}:1: (file): refused: nested "
+                                                      "too deep"]) from None
             if isinstance(data, dict):
                 data.setdefault("zone", origin)
             zone = load_zone_data(data, source)

@@ -102,7 +102,7 @@ def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int | None:
         raise GeoStreamError(f"{path}: cannot read it: {exc}") from exc
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise GeoStreamError(
             f"{path} is not a saved GeoStream plan (write one with `plan --out FILE`; "
             f"zone files end in .yaml or .yml)") from exc
