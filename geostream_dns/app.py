@@ -14,12 +14,14 @@ for nothing else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import signal
 import time
 from typing import Any
 
+import dns.name
 import structlog
 
 from geostream_dns.adapters.answer_cache import AnswerCache
@@ -35,12 +37,21 @@ from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.geo import GeoLocator
-from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.core.snapshot import Snapshot, label_key
 from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
 from geostream_dns.version import VERSION
 
 log = structlog.get_logger("geostream.app")
+
+
+def with_unloaded(snapshot: Snapshot, unloaded: frozenset[str]) -> Snapshot:
+    """`snapshot` answering SERVFAIL for the zones that never loaded."""
+    failed = frozenset(label_key(dns.name.from_text(origin).labels) for origin in unloaded)
+    if failed == snapshot.zone_set.failed:
+        return snapshot
+    return dataclasses.replace(snapshot,
+                               zone_set=dataclasses.replace(snapshot.zone_set, failed=failed))
 
 
 class App:
@@ -83,6 +94,8 @@ class App:
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
+        self.published = False  # a snapshot has been published (maybe with no zone)
+        self.unloaded: frozenset[str] = frozenset()  # zones answered SERVFAIL
         self.problems: list[Problem] = []
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -106,9 +119,15 @@ class App:
         status = self.store.status()
         if not status.loaded:
             return None  # production mode, database away, no saved snapshot: not ready
+        unloaded = self.store.unloaded()
+        current = self.world.snapshot
         stored = status.generation
-        if not changed and self.ready and (stored is None or stored == self.generation):
+        if not changed and self.published and (stored is None or stored == self.generation):
+            if unloaded != self.unloaded:  # only which zones answer SERVFAIL changed
+                self.unloaded = unloaded
+                return with_unloaded(current, unloaded)
             return None
+        self.unloaded = unloaded
         started = time.perf_counter()
         generation = stored if stored is not None else self.generation + 1
         # A build makes hundreds of thousands of long-lived objects: the cyclic
@@ -123,6 +142,7 @@ class App:
             self._log_problems(report.problems)
             self.reload_errors += 1
             self.problems = [*self.problems, *report.problems]
+        snapshot = with_unloaded(snapshot, unloaded)
         log.info("snapshot.built", generation=snapshot.generation, zones=len(sources),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
                  reused=report.reused, from_cache=report.from_cache, built=report.built,
@@ -139,14 +159,17 @@ class App:
                       line=problem.line, field=problem.path, message=problem.message)
 
     def publish(self, snapshot: Snapshot) -> None:
-        if self.ready and snapshot.generation < self.generation:
+        if self.published and snapshot.generation < self.generation:
             log.warning("snapshot.stale_skipped", generation=snapshot.generation,
                         serving=self.generation)
             return
         self.worlds.use_snapshot(snapshot)
         self.health.sync(snapshot)
         self.generation = snapshot.generation
-        self.ready = True
+        self.published = True
+        # Ready means answering for some zone: with none (an empty folder at
+        # start, every file broken) /ready stays 503 and says why.
+        self.ready = bool(snapshot.zones)
         log.info("snapshot.published", generation=snapshot.generation,
                  zones=sorted(z.to_text() for z in snapshot.zones))
 

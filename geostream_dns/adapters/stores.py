@@ -96,6 +96,10 @@ class Store(Protocol):
 
     def status(self) -> StoreStatus: ...
 
+    def unloaded(self) -> frozenset[str]:
+        """Zones that should be served but have never loaded: answered SERVFAIL."""
+        ...
+
     def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
         """Write one zone (None removes it): (the plan written, the new generation when
         the store numbers its changes). Raises StoreUnavailable."""

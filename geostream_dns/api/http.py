@@ -381,6 +381,9 @@ def default_router(registry: CollectorRegistry) -> Router:
         extra: dict[str, Any] = {}
         if app.problems:  # zone files that fail validation (their last good version serves)
             extra["zone_problems"] = [str(p) for p in app.problems]
+            extra["zones_with_problems"] = _problem_zones(app)
+        if app.unloaded:  # broken since start, no good version: answered SERVFAIL
+            extra["unloaded_zones"] = sorted(app.unloaded)
         if status.reachable is not None:  # a remote store: how current the snapshot is
             extra.update(database_reachable=status.reachable,
                          staleness_seconds=round(status.staleness_s or 0.0, 3),
@@ -395,6 +398,9 @@ def default_router(registry: CollectorRegistry) -> Router:
                 "sites_live": sorted(fleet.live_sites)}
         if app.ready:
             return json_response({"status": "ready", "generation": app.generation, **extra})
+        if app.published:
+            return json_response({"status": "no zone loaded", "generation": app.generation,
+                                  **extra}, 503)
         return json_response({"status": "starting", **extra}, 503)
 
     async def metrics(request: Request) -> Response:
@@ -415,6 +421,22 @@ def default_router(registry: CollectorRegistry) -> Router:
     health_routes.register(router)
     openapi.register(router)
     return router
+
+
+def _problem_zones(app: App) -> list[str]:
+    """The zones named by the files with problems (a zone file is named after its zone)."""
+    from geostream_dns.adapters.stores import UNREACHABLE
+    from geostream_dns.config.folder import ZONE_SUFFIXES
+
+    zones = set(app.unloaded)
+    for problem in app.problems:
+        if problem.path == UNREACHABLE:
+            continue
+        name = problem.file.rsplit("/", 1)[-1]
+        for suffix in ZONE_SUFFIXES:
+            if name.endswith(suffix):
+                zones.add(name[:-len(suffix)].rstrip(".").lower() + ".")
+    return sorted(zones)
 
 
 # -- I/O -----------------------------------------------------------------

@@ -126,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
         print("geostream-dns serve: give --zones DIR (embedded mode) or DATABASE_URL "
               "(production mode)", file=sys.stderr)
         return 2
+    missing = [str(z) for z in settings.zones if not z.exists()]
+    if missing and not settings.database_url:
+        print(f"geostream-dns serve: --zones: no such file or directory: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     try:
         import uvloop

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import dns.exception
 import dns.name
 import yaml
 
@@ -239,6 +240,27 @@ def _zone_doc(ck: Checker, doc: Any, source: str, serial: int) -> Zone | None:
         serial=max(serial, soa.serial or 0),
         source=source,
     )
+
+
+def guess_origin(path: pathlib.Path) -> str | None:
+    """The zone a (broken) zone file is meant to hold: its `zone:` if that can be
+    read, else its file name; None when neither is a domain name."""
+    text: Any = None
+    try:
+        if path.stat().st_size <= MAX_BYTES:
+            doc = load(path.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and isinstance(doc.get("zone"), str):
+                text = doc["zone"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass
+    for candidate in (text, _file_zone_name(str(path))):
+        if not candidate:
+            continue
+        try:
+            return dns.name.from_text(candidate).to_text().lower()
+        except dns.exception.DNSException:
+            continue
+    return None
 
 
 def _written_keys(value: Any) -> set[str]:

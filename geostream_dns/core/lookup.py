@@ -20,7 +20,7 @@ import dns.rdatatype
 
 from geostream_dns.core.render import RRs
 from geostream_dns.core.snapshot import ALIAS, Node, RRsetData, ZoneTree
-from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED
+from geostream_dns.core.wire import NOERROR, NXDOMAIN, REFUSED, SERVFAIL
 
 MAX_CHAIN = 12  # CNAME hops followed before giving up (loops end here too)
 WILDCARD = b"*"
@@ -68,14 +68,22 @@ class Resolution:
 
 
 REFUSED_RESOLUTION = Resolution(REFUSED, False)
+SERVFAIL_RESOLUTION = Resolution(SERVFAIL, False)  # a zone that should be here never loaded
 
 
 class ZoneFinder(Protocol):
+    @property
+    def failed(self) -> frozenset[tuple[bytes, ...]]: ...
+
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None: ...
+
+    def unloaded(self, name: dns.name.Name, zone: ZoneTree | None) -> bool: ...
 
 
 def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
     zone = zones.find_zone(qname)
+    if zones.failed and zones.unloaded(qname, zone):
+        return SERVFAIL_RESOLUTION
     if zone is None:
         return REFUSED_RESOLUTION
     answer: list[Part] = []
