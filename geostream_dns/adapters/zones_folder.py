@@ -262,11 +262,12 @@ class ZonesFolder:
     def keep(self) -> None:
         pass
 
-    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
+    def write_zone(self, origin: str, document: Any, author: str,
+                   force: bool = False) -> tuple[Plan, int | None]:
         """Write the zone's file atomically (or remove it): the file the zone came
         from, else ``<first zones folder>/<zone>.yaml``. The next poll loads it."""
         from geostream_dns.config.document import document_yaml, zone_document
-        from geostream_dns.config.plan import plan_targets
+        from geostream_dns.config.plan import check_thresholds, plan_targets
 
         with self._lock:
             served = {z.origin: z for z in self._zones()[0]}
@@ -275,6 +276,8 @@ class ZonesFolder:
         plan = plan_targets(current, {origin: document}, 0)
         if plan.empty:
             return plan, None
+        if not force:
+            check_thresholds(plan, current, len(served))
         source = pathlib.Path(zone.source) if zone is not None else None
         if document is None:
             if source is not None:

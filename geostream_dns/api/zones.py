@@ -31,7 +31,7 @@ from geostream_dns.api.http import HttpError, Request, Response, Router, json_re
 from geostream_dns.config.document import Document, document_yaml, zone_document
 from geostream_dns.config.folder import file_name, unsafe_zone_name
 from geostream_dns.config.loader import load_zone_data, load_zone_text
-from geostream_dns.config.plan import Plan
+from geostream_dns.config.plan import Plan, UnsafePlan
 from geostream_dns.core.snapshot import ZoneTree
 from geostream_dns.errors import ConfigError, StoreUnavailable, WriteRefused
 
@@ -144,8 +144,14 @@ async def _write(request: Request, origin: str, doc: Document | None) -> Respons
     store = app.store
     author = request.client or "api"
     wait = _wait_seconds(request)
+    force = request.query.get("force", ["false"])[0].lower() in ("true", "1", "yes")
     try:
-        plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author)
+        plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author,
+                                                   force)
+    except UnsafePlan as exc:
+        raise HttpError(409, "refused: the write changes or deletes more than the safety "
+                        "thresholds allow; add ?force=true if this is meant",
+                        exc.reasons) from None
     except StoreUnavailable as exc:
         raise HttpError(503, "cannot write the zone: the database is unreachable",
                         [str(exc)]) from None
