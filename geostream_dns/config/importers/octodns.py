@@ -208,9 +208,21 @@ def _dynamic(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
         return None
     check = _healthcheck(draft, label, owner, rtype, record)
     pools: Document = {}
-    for name, pool in (dynamic.get("pools") or {}).items():
+    written_pools = dynamic.get("pools") or {}
+    if not isinstance(written_pools, dict):
+        draft.warn(line, f"{owner} {rtype}: dynamic.pools is not a mapping; not converted")
+        return None
+    for name, pool in written_pools.items():
         spec: Document = {"values": []}
-        for item in (pool or {}).get("values", []):
+        if pool is not None and not isinstance(pool, dict):
+            draft.warn(line, f"{owner} {rtype}: pool {name!r} is not a mapping; not converted")
+            return None
+        items = (pool or {}).get("values", [])
+        if not isinstance(items, list):
+            draft.warn(line, f"{owner} {rtype}: pool {name!r} values are not a list; "
+                             "not converted")
+            return None
+        for item in items:
             item = item if isinstance(item, dict) else {"value": item}
             value: Document = {"value": _value(rtype, item.get("value"))}
             if item.get("weight", 1) != 1:
@@ -224,7 +236,13 @@ def _dynamic(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
             spec["fallback"] = pool["fallback"]
         pools[str(name)] = spec
     rules: list[Document] = []
-    for rule in dynamic.get("rules") or []:
+    written_rules = dynamic.get("rules") or []
+    if not isinstance(written_rules, list) or not all(isinstance(r, dict)
+                                                      for r in written_rules):
+        draft.warn(line, f"{owner} {rtype}: dynamic.rules is not a list of mappings; "
+                         "not converted")
+        return None
+    for rule in written_rules:
         pool = rule.get("pool")
         if rule.get("subnets"):
             rules.append({"subnets": list(rule["subnets"]), "pool": pool})

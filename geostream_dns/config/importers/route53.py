@@ -286,6 +286,10 @@ class _Converter:
         pools: dict[str, Document] = {}
         ttls: set[int] = set()
         for line, rrset in group:
+            if "SetIdentifier" not in rrset:
+                self.draft.warn(line, f"{owner} {rtype}: a record set without SetIdentifier "
+                                      "beside routed ones; skipped")
+                continue
             pool = _pool_name(str(rrset["SetIdentifier"]), pools)
             check = self._check(owner, rtype, line, rrset) if written != "CNAME" else None
             values: list[Any] = []
