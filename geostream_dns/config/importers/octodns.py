@@ -232,7 +232,7 @@ def _dynamic(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
             if check is not None:
                 value["healthcheck"] = check
             spec["values"].append(value)
-        if (pool or {}).get("fallback"):
+        if pool is not None and pool.get("fallback"):
             spec["fallback"] = pool["fallback"]
         pools[str(name)] = spec
     rules: list[Document] = []
