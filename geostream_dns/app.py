@@ -100,6 +100,7 @@ class App:
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
+        self.on_tick: Any = None  # called on every watch tick (serve: restart dead workers)
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -232,6 +233,11 @@ class App:
             self.health.follow_shared()
             self.health.follow_fleet()
             self.stats.fold()
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:  # noqa: BLE001 - never stop watching
+                    log.exception("tick.failed")
             ticks += 1
             if self.stats_files is not None and self.worker != 0 and ticks % 4 == 0:
                 self._share_stats()

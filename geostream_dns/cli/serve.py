@@ -138,53 +138,88 @@ def run(args: argparse.Namespace) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    children = _fork_workers(settings) if settings.workers > 1 else []
+    workers = Workers(settings)
+    if settings.workers > 1:
+        workers.start_all()
+    app = App(settings)
+    app.on_tick = workers.restart_dead  # worker 0 starts again any worker that died
     try:
-        asyncio.run(App(settings).run())
+        asyncio.run(app.run())
     except OSError as exc:
         print(f"geostream-dns serve: {exc}", file=sys.stderr)
         return 1
     finally:
-        _stop_workers(children)
+        workers.stop()
     return 0
 
 
-def _fork_workers(settings: Settings) -> list[int]:
-    """Start workers 1..N-1: each binds the same DNS ports (SO_REUSEPORT) and
-    answers from its own snapshot; only worker 0 (this process) serves HTTP."""
-    import ctypes
-    import dataclasses
-    import signal
+class Workers:
+    """Workers 1..N-1 of `--workers N`: each binds the same DNS ports (SO_REUSEPORT)
+    and answers from its own snapshot; only worker 0 (this process) serves HTTP.
+    A worker that dies (killed, crashed) is started again by worker 0, checked on
+    every reload tick."""
 
-    from geostream_dns.app import App
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pids: dict[int, int] = {}  # worker number -> pid
+        self.stopping = False
 
-    children = []
-    worker_settings = dataclasses.replace(settings, http=None)
-    for worker in range(1, settings.workers):
+    def start_all(self) -> None:
+        for worker in range(1, self.settings.workers):
+            self.pids[worker] = self._fork(worker)
+
+    def _fork(self, worker: int) -> int:
+        import ctypes
+        import dataclasses
+        import signal
+
+        from geostream_dns.app import App
+
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 # Die with the parent, however it ends.
                 ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-                asyncio.run(App(worker_settings, worker=worker).run())
+                signal.set_wakeup_fd(-1)  # not the parent's loop's wake-up socket
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)  # nor its handlers
+                # asyncio knows a loop running in another process is not running here
+                asyncio.run(App(dataclasses.replace(self.settings, http=None),
+                                worker=worker).run())
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
                 code = 1
             os._exit(code)
-        children.append(pid)
-    return children
+        return pid
 
+    def restart_dead(self) -> None:
+        import structlog
 
-def _stop_workers(children: list[int]) -> None:
-    import signal
+        if self.stopping:
+            return
+        for worker, pid in list(self.pids.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done == 0:
+                continue
+            self.pids[worker] = self._fork(worker)
+            structlog.get_logger("geostream.serve").error(
+                "worker.restarted", worker=worker, old_pid=pid, pid=self.pids[worker],
+                status=status)
 
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for pid in children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    def stop(self) -> None:
+        import signal
+
+        self.stopping = True
+        for pid in self.pids.values():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in self.pids.values():
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
