@@ -156,7 +156,12 @@ def _values(draft: ZoneDraft, owner: str, rtype: str, values: list[Any], line: i
     if rtype == "DNAME":
         out = []
         for v in values:
-            target = dns.name.from_text(absolute(str(v)))
+            try:
+                target = dns.name.from_text(absolute(str(v)))
+            except dns.exception.DNSException as exc:
+                draft.warn(line, f"{owner} DNAME record skipped: {str(v)!r} is not a domain "
+                                 f"name ({exc})", keys)
+                return [], None
             data = target.to_wire()
             assert data is not None
             out.append(f"\\# {len(data)} {data.hex()}")

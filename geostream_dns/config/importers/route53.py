@@ -270,7 +270,10 @@ class _Converter:
             return (int(rrset.get("Failover") == "PRIMARY")
                     + int((rrset.get("GeoLocation") or {}).get("CountryCode") == "*"),
                     int(rrset.get("Weight", 0)))
-        line, chosen = max(group, key=rank)
+        aliases = [item for item in group if isinstance(item[1].get("AliasTarget"), dict)]
+        if not aliases:
+            return
+        line, chosen = max(aliases, key=rank)
         target = self._final_target(_target(chosen), rtype)
         owner = name.to_text()
         kept = (owner, rtype, "ALIAS " + _target(chosen).to_text())
