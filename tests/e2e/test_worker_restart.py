@@ -25,6 +25,7 @@ def test_a_killed_worker_is_started_again(start_server: StartServer) -> None:
     wait_until(lambda: len(children(server.pid)) == 1 and worker not in children(server.pid), 10)
     [again] = children(server.pid)
     assert again != worker
+    wait_until(lambda: bool(server.events("worker.restarted")), 10)  # logged after the fork
     events = server.events("worker.restarted")
     assert events and events[0]["old_pid"] == worker and events[0]["pid"] == again
     # both processes answer: many queries, all answered
