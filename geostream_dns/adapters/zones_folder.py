@@ -67,6 +67,7 @@ class ZonesFolder:
         # the last good text of each file, for a restart while it is broken
         self.last_good = state_dir / "last-good" if state_dir is not None else None
         self.last_good_index: dict[str, str] = self._load_last_good_index()  # file -> zone
+        self._index_dirty = False
         self.emptied: list[Problem] = []  # the folder has no zone file any more
 
     def _scan(self) -> dict[pathlib.Path, tuple[int, int, int, int]]:
@@ -124,6 +125,7 @@ class ZonesFolder:
             self.files[path] = _FileState(stamp, zone)
             self._keep_last_good(path, zone)
             changed = True
+        self._save_last_good_index()
         return changed, problems
 
     # -- the last good version of each file, in the state dir --
@@ -140,19 +142,24 @@ class ZonesFolder:
             return {}  # unreadable: no last good versions, files serve as they are
 
     def _save_last_good_index(self) -> None:
-        assert self.last_good is not None
-        atomic_write_text(self.last_good / "index.json",
-                          json.dumps(self.last_good_index, sort_keys=True, indent=0))
+        if not self._index_dirty or self.last_good is None:
+            return
+        try:
+            atomic_write_text(self.last_good / "index.json",
+                              json.dumps(self.last_good_index, sort_keys=True, indent=0))
+            self._index_dirty = False
+        except OSError:
+            log.exception("zone.keep_failed", file=str(self.last_good / "index.json"))
 
     def _keep_last_good(self, path: pathlib.Path, zone: Zone) -> None:
         if self.last_good is None or unsafe_zone_name(zone.origin) is not None:
             return
         try:
             text = path.read_text(encoding="utf-8")
-            atomic_write_text(self.last_good / file_name(zone.origin), text)
+            atomic_write_text(self.last_good / file_name(zone.origin), text, durable=False)
             if self.last_good_index.get(str(path)) != zone.origin:
                 self.last_good_index[str(path)] = zone.origin
-                self._save_last_good_index()
+                self._index_dirty = True  # saved once at the end of the poll
         except OSError:
             log.exception("zone.keep_failed", file=str(path), zone=zone.origin)
 
@@ -163,7 +170,7 @@ class ZonesFolder:
         try:
             if origin not in self.last_good_index.values():
                 (self.last_good / file_name(origin)).unlink(missing_ok=True)
-            self._save_last_good_index()
+            self._index_dirty = True
         except (OSError, ValueError):
             log.exception("zone.forget_failed", file=str(path), zone=origin)
 
