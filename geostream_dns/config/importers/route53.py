@@ -279,8 +279,8 @@ class _Converter:
         kept = (owner, rtype, "ALIAS " + _target(chosen).to_text())
         self.draft.warn(group[0][0], f"{owner} {rtype}: routed aliases ({policy}) at a name that "
                                      f"cannot hold a CNAME: only the alias of set "
-                                     f"{chosen['SetIdentifier']!r} to {target} is kept, without "
-                                     "routing", tuple(k for k in keys if k != kept))
+                                     f"{chosen.get('SetIdentifier')!r} to {target} is kept, "
+                                     "without routing", tuple(k for k in keys if k != kept))
         if not self.draft.has(label, "ALIAS"):
             self.draft.add_entry(label, {"type": "ALIAS", "value": target.to_text()}, line)
 
