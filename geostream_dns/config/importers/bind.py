@@ -38,6 +38,10 @@ from geostream_dns.config.importers.draft import (
 Where = tuple[str, int]  # (file, line)
 _INCLUDE = re.compile(r"^\$INCLUDE\s+(\"[^\"]*\"|\S+)(?:\s+(\S+))?\s*(?:;.*)?$", re.IGNORECASE)
 _ORIGIN = re.compile(r"^\$ORIGIN\s+(\S+)\s*(?:;.*)?$", re.IGNORECASE)
+_GENERATE = re.compile(r"^\$GENERATE\s+(\d+)-(\d+)(?:/(\d+))?\s", re.IGNORECASE)
+# One $GENERATE makes at most this many records: a typo in a range must not
+# make the import run for hours or exhaust memory.
+MAX_GENERATE = 65_536
 MAX_INCLUDE_BYTES = 64 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 16
 
@@ -128,6 +132,12 @@ def _splice(path: pathlib.Path, text: str | None, origin: dns.name.Name | None,
                 out.append(f"$ORIGIN {origin.to_text()}")
                 where.append((str(path), number))
             continue
+        elif (m := _GENERATE.match(stripped)) is not None:
+            start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+            if step > 0 and stop >= start and (stop - start) // step + 1 > MAX_GENERATE:
+                raise ConvertError(f"{path}:{number}: $GENERATE {start}-{stop} makes "
+                                   f"{(stop - start) // step + 1:,} records, more than "
+                                   f"{MAX_GENERATE:,}")
         out.append(line)
         where.append((str(path), number))
     return first

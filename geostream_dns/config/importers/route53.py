@@ -390,6 +390,11 @@ class _Converter:
 
     def _region(self, owner: str, rtype: str, group: Group, pools: dict[str, Document],
                 line: int) -> Document | None:
+        missing = [name for name, pool in pools.items() if "Region" not in pool["_set"]]
+        if missing:
+            self.draft.warn(line, f"{owner} {rtype} skipped: latency record sets without a "
+                                  f"Region ({', '.join(missing)})", self._keys(owner, rtype, group))
+            return None
         for pool in pools.values():
             pool["region"] = self._aws_region(str(pool["_set"]["Region"]), pool["_line"])
         self.draft.warn(line, f"{owner} {rtype}: latency routing becomes a {LATENCY_AS} rule "
