@@ -194,7 +194,11 @@ def _routing(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
         if "geo" in record:
             draft.warn(line, f"{owner} {rtype}: both dynamic and geo given; geo is ignored")
         return _dynamic(draft, label, owner, rtype, record, line)
-    return _geo(record["geo"], rtype)
+    routing = _geo(record["geo"], rtype)
+    if routing is None:
+        draft.warn(line, f"{owner} {rtype}: geo is not a mapping of codes to lists of "
+                         "values; the record's own values are kept")
+    return routing
 
 
 def _value(rtype: str, value: Any) -> Any:
@@ -278,7 +282,8 @@ def _healthcheck(draft: ZoneDraft, label: str, owner: str, rtype: str,
 
 def _geo(geo: Any, rtype: str) -> Document | None:
     """Legacy ``geo``: one pool per code; the most specific codes are tried first."""
-    if not isinstance(geo, dict) or not geo:
+    if not isinstance(geo, dict) or not geo or not all(isinstance(v, list)
+                                                         for v in geo.values()):
         return None
     pools: Document = {}
     rules: list[Document] = []

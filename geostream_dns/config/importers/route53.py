@@ -464,7 +464,10 @@ class _Converter:
 
 
 def _target(rrset: Document) -> dns.name.Name:
-    return name_of(str(rrset["AliasTarget"]["DNSName"]))
+    alias = rrset.get("AliasTarget")
+    if not isinstance(alias, dict) or "DNSName" not in alias:
+        raise ConvertError(f"{rrset.get('Name', '?')}: AliasTarget without a DNSName")
+    return name_of(str(alias["DNSName"]))
 
 
 def _pool_name(identifier: str, taken: dict[str, Any]) -> str:
