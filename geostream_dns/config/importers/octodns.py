@@ -266,7 +266,8 @@ def _healthcheck(draft: ZoneDraft, label: str, owner: str, rtype: str,
                  record: Any) -> str | None:
     """A dynamic record's ``octodns.healthcheck`` as a health check of the zone (only
     when written: GeoStream probes nothing that the zone does not ask it to)."""
-    given = (record.get("octodns") or {}).get("healthcheck")
+    options = record.get("octodns")
+    given = options.get("healthcheck") if isinstance(options, dict) else None
     if rtype not in ("A", "AAAA") or not isinstance(given, dict):
         return None
     settings = {**CHECK_DEFAULTS, **given}
