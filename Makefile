@@ -15,6 +15,8 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 BENCH_ARGS ?=
 DRILL_ARGS ?=
+FUZZ_SECONDS ?= 30
+CHAOS_ARGS ?=
 
 # checkov (Terraform and Dockerfile checks) lives in its own virtualenv: it pins
 # many common packages (packaging, jsonschema, ...) that the project's venv
@@ -23,7 +25,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench bench-dnssec failover-drill fleet-drill lint clean distclean
+.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench bench-dnssec failover-drill fleet-drill fuzz chaos-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -115,6 +117,17 @@ failover-drill: venv
 fleet-drill: venv services
 	$(VPY) scripts/fleet_drill.py $(DRILL_ARGS)
 
+## fuzz: every fuzz target (wire, resolve, zone loader, YAML, importers) for FUZZ_SECONDS each
+fuzz: venv
+	@$(VPY) -c 'import atheris' 2>/dev/null || $(VPY) -m pip install -q -e '.[fuzz]'
+	$(VPY) scripts/fuzz.py --seconds $(FUZZ_SECONDS)
+
+## chaos-drill: dnsperf load on a --workers 2 production server while PostgreSQL, Redis,
+## the prober and a worker are killed -9 and restarted; lost and wrong answers per event
+chaos-drill: venv
+	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
+	$(VPY) scripts/chaos_drill.py $(CHAOS_ARGS)
+
 ## lint: ruff + mypy
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -123,7 +136,7 @@ lint: venv
 ## clean: caches and build artefacts (keeps .venv; see distclean)
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis \
-	       .geostream-state bench-results
+	       .geostream-state bench-results fuzz-corpus fuzz-artifacts chaos-results
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0r rm -rf
 
 ## distclean: clean + remove .venv

@@ -18,12 +18,14 @@ for nothing else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import importlib
 import os
 import signal
 import socket
 import time
+from collections.abc import Collection
 from typing import Any
 
 import dns.name
@@ -51,7 +53,7 @@ from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import with_externals
 from geostream_dns.core.cookies import SECRET_LEN, Cookies
 from geostream_dns.core.geo import GeoLocator
-from geostream_dns.core.snapshot import Snapshot
+from geostream_dns.core.snapshot import Snapshot, label_key
 from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
 from geostream_dns.version import VERSION
@@ -68,12 +70,22 @@ PRELOAD = ("geostream_dns.api.http", "geostream_dns.api.explain", "geostream_dns
 DNSSEC_CHECK = 1.0  # seconds between looks at the DNSSEC keys and signature windows
 
 
+def with_unloaded(snapshot: Snapshot, unloaded: frozenset[str]) -> Snapshot:
+    """`snapshot` answering SERVFAIL for the zones that never loaded."""
+    failed = frozenset(label_key(dns.name.from_text(origin).labels) for origin in unloaded)
+    if failed == snapshot.zone_set.failed:
+        return snapshot
+    return dataclasses.replace(snapshot,
+                               zone_set=dataclasses.replace(snapshot.zone_set, failed=failed))
+
+
 class App:
     def __init__(self, settings: Settings, worker: int = 0) -> None:
         self.settings = settings
         self.worker = worker
         self.parent = os.getppid()  # a worker's: the server it belongs to
-        self.children: list[int] = []  # worker 0's other workers (serve --workers)
+        # worker 0's other workers (serve --workers), as serve keeps them
+        self.children: Collection[int] = []
         self.stats = QueryStats()
         self.query_log = (QueryLog(settings.query_log, settings.query_log_sample)
                           if settings.query_log is not None else None)
@@ -126,10 +138,13 @@ class App:
         self.generation = 0
         self.reload_errors = 0
         self.ready = False
+        self.published = False  # a snapshot has been published (maybe with no zone)
+        self.unloaded: frozenset[str] = frozenset()  # zones answered SERVFAIL
         self.problems: list[Problem] = []
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
+        self.on_tick: Any = None  # called on every watch tick (serve: restart dead workers)
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -149,10 +164,16 @@ class App:
         status = self.store.status()
         if not status.loaded:
             return None  # production mode, database away, no saved snapshot: not ready
+        unloaded = self.store.unloaded()
+        current = self.world.snapshot
         stored = status.generation
-        if (not changed and self.ready and (stored is None or stored == self.generation)
+        if (not changed and self.published and (stored is None or stored == self.generation)
                 and not self._keys_due()):
+            if unloaded != self.unloaded:  # only which zones answer SERVFAIL changed
+                self.unloaded = unloaded
+                return with_unloaded(current, unloaded)
             return None
+        self.unloaded = unloaded
         started = time.perf_counter()
         generation = stored if stored is not None else self.generation + 1
         # A build makes hundreds of thousands of long-lived objects: the cyclic
@@ -167,6 +188,7 @@ class App:
             self._log_problems(report.problems)
             self.reload_errors += 1
             self.problems = [*self.problems, *report.problems]
+        snapshot = with_unloaded(snapshot, unloaded)
         log.info("snapshot.built", generation=snapshot.generation, zones=len(sources),
                  record_sets=snapshot.record_sets, answers=len(snapshot.answers),
                  reused=report.reused, from_cache=report.from_cache, built=report.built,
@@ -215,7 +237,7 @@ class App:
                       line=problem.line, field=problem.path, message=problem.message)
 
     def publish(self, snapshot: Snapshot) -> None:
-        if self.ready and snapshot.generation < self.generation:
+        if self.published and snapshot.generation < self.generation:
             log.warning("snapshot.stale_skipped", generation=snapshot.generation,
                         serving=self.generation)
             return
@@ -224,7 +246,10 @@ class App:
         self.alias.want(snapshot.alias_targets)
         self.health.sync(snapshot)
         self.generation = snapshot.generation
-        self.ready = True
+        self.published = True
+        # Ready means answering for some zone: with none (an empty folder at
+        # start, every file broken) /ready stays 503 and says why.
+        self.ready = bool(snapshot.zones)
         log.info("snapshot.published", generation=snapshot.generation,
                  zones=sorted(z.to_text() for z in snapshot.zones))
 
@@ -306,6 +331,11 @@ class App:
             self.health.follow_shared()
             self.health.follow_fleet()
             self.stats.fold()
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:  # noqa: BLE001 - never stop watching
+                    log.exception("tick.failed")
             ticks += 1
             if self.stats_files is not None and self.worker != 0 and ticks % 4 == 0:
                 self._share_stats()
@@ -367,7 +397,8 @@ class App:
         for host, port, _, tcp_socket in dns_sockets:
             tcp = await start_tcp(
                 TcpServer(self.worlds, self.stats, self.settings.tcp_idle_timeout,
-                          query_log=self.query_log),
+                          self.settings.tcp_max_connections,
+                          self.settings.tcp_max_per_client, query_log=self.query_log),
                 host, port, sock=tcp_socket)
             self._closers.append(tcp)
         for host, port, udp_socket, _ in dns_sockets:

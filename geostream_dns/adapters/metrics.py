@@ -205,8 +205,15 @@ def query_metrics(app: App) -> Iterator[Metric]:
         "geostream_dns_tcp_connections", "DNS-over-TCP connections accepted.",
         value=stats.tcp_connections)
     yield CounterMetricFamily(
-        "geostream_dns_tcp_idle_closed", "DNS-over-TCP connections closed for being idle.",
+        "geostream_dns_tcp_idle_closed", "DNS-over-TCP connections cut after the idle "
+        "timeout (idle, a message sent too slowly, or replies left unread).",
         value=stats.tcp_idle_closed)
+    refused = CounterMetricFamily(
+        "geostream_dns_tcp_refused", "DNS-over-TCP connections cut at once by a limit "
+        "(limit: total or per_client).", labels=["limit"])
+    refused.add_metric(["total"], stats.tcp_refused_total)
+    refused.add_metric(["per_client"], stats.tcp_refused_per_client)
+    yield refused
 
 
 def config_metrics(app: App) -> Iterator[Metric]:

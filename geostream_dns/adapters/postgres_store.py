@@ -185,6 +185,9 @@ class PostgresStore:
                                                      redact(self.url), held))
         saving.add_done_callback(self._saved_file)
 
+    def unloaded(self) -> frozenset[str]:
+        return frozenset()  # every zone in the database was validated when it was written
+
     def status(self) -> StoreStatus:
         return StoreStatus(loaded=self.loaded, generation=self.generation, source=self.source,
                            reachable=self.reachable, staleness_s=self.staleness())
@@ -367,12 +370,14 @@ class PostgresStore:
 
     # -- writes through the API -------------------------------------------------
 
-    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Any, int]:
+    def write_zone(self, origin: str, document: Any, author: str,
+                   force: bool = False) -> tuple[Any, int]:
         """Write one zone (None removes it) as a new generation: (plan, generation).
 
-        The same plan-then-write as `apply`, in one transaction under the head lock.
+        The same plan-then-write as `apply`, in one transaction under the head lock,
+        refused (`UnsafePlan`) over the safety thresholds unless `force`.
         """
-        from geostream_dns.config.plan import current_documents, plan_targets
+        from geostream_dns.config.plan import check_thresholds, current_documents, plan_targets
 
         with self._connection() as conn:
             head = zone_db.lock_head(conn)
@@ -381,6 +386,8 @@ class PostgresStore:
             plan = plan_targets(current, {origin: document}, head)
             if plan.empty:
                 return plan, head
+            if not force:
+                check_thresholds(plan, current, zone_db.zone_count(conn))
             return plan, zone_db.write_plan(conn, plan, author, kind="api")
 
     # -- drained regions (shared by every server; see zone_db) -------------

@@ -43,7 +43,8 @@ class QueryStats:
     """Counts per (transport, outcome) and an answer-latency histogram."""
 
     __slots__ = ("counts", "folded", "latency_buckets", "latency_sum_ns", "errors",
-                 "tcp_connections", "tcp_idle_closed", "size_buckets", "size_sum", "truncated",
+                 "tcp_connections", "tcp_idle_closed", "tcp_refused_total",
+                 "tcp_refused_per_client", "size_buckets", "size_sum", "truncated",
                  "extra", "listeners", "family_extra")
 
     def __init__(self) -> None:
@@ -56,6 +57,8 @@ class QueryStats:
         self.errors = 0
         self.tcp_connections = 0
         self.tcp_idle_closed = 0
+        self.tcp_refused_total = 0  # cut at once: --tcp-max-connections reached
+        self.tcp_refused_per_client = 0  # cut at once: --tcp-max-per-client reached
         # transport -> per-bucket counts of response sizes, their sum, TC=1 replies
         self.size_buckets = {t: [0] * (len(SIZE_BUCKETS) + 1) for t in TRANSPORTS}
         self.size_sum = {t: 0 for t in TRANSPORTS}
@@ -109,7 +112,10 @@ class QueryStats:
         return {"folded": [[t, list(v), n] for (t, v), n in self.fold().items()],
                 "latency_buckets": self.latency_buckets, "latency_sum_ns": self.latency_sum_ns,
                 "errors": self.errors, "tcp_connections": self.tcp_connections,
-                "tcp_idle_closed": self.tcp_idle_closed, "size_buckets": self.size_buckets,
+                "tcp_idle_closed": self.tcp_idle_closed,
+                "tcp_refused_total": self.tcp_refused_total,
+                "tcp_refused_per_client": self.tcp_refused_per_client,
+                "size_buckets": self.size_buckets,
                 "size_sum": self.size_sum, "truncated": self.truncated, "extra": self.extra,
                 "families": [[t, f, n] for (t, f), n in self.families().items()]}
 
@@ -121,6 +127,8 @@ class QueryStats:
         total.latency_sum_ns = self.latency_sum_ns
         total.errors, total.truncated = self.errors, self.truncated
         total.tcp_connections, total.tcp_idle_closed = self.tcp_connections, self.tcp_idle_closed
+        total.tcp_refused_total = self.tcp_refused_total
+        total.tcp_refused_per_client = self.tcp_refused_per_client
         total.size_buckets = {t: list(b) for t, b in self.size_buckets.items()}
         total.size_sum = dict(self.size_sum)
         total.extra = dict(self.extra)
@@ -137,6 +145,8 @@ class QueryStats:
                 total.truncated += int(other["truncated"])
                 total.tcp_connections += int(other["tcp_connections"])
                 total.tcp_idle_closed += int(other["tcp_idle_closed"])
+                total.tcp_refused_total += int(other.get("tcp_refused_total", 0))
+                total.tcp_refused_per_client += int(other.get("tcp_refused_per_client", 0))
                 for transport in TRANSPORTS:
                     buckets = other["size_buckets"][transport]
                     for i, n in enumerate(buckets[:len(total.size_buckets[transport])]):

@@ -96,9 +96,15 @@ class Store(Protocol):
 
     def status(self) -> StoreStatus: ...
 
-    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
+    def unloaded(self) -> frozenset[str]:
+        """Zones that should be served but have never loaded: answered SERVFAIL."""
+        ...
+
+    def write_zone(self, origin: str, document: Any, author: str,
+                   force: bool = False) -> tuple[Plan, int | None]:
         """Write one zone (None removes it): (the plan written, the new generation when
-        the store numbers its changes). Raises StoreUnavailable."""
+        the store numbers its changes). Raises StoreUnavailable, and UnsafePlan over the
+        safety thresholds unless `force`."""
         ...
 
     def drain_store(self, state_dir: pathlib.Path) -> DrainStore: ...

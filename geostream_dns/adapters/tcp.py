@@ -3,12 +3,16 @@
 How this works: each connection buffers bytes until a whole 2-byte-length
 framed message is there, resolves it at once and writes the reply, so several
 queries on one connection are answered in order without waiting for each
-other. A connection with no complete message for `idle_timeout` seconds is
-closed; the check runs from one timer per connection that re-arms itself
-rather than being reset on every read. When the peer stops reading, reading
-pauses too (asyncio flow control) and no more buffered messages are answered
-until the peer reads, so a client that never reads cannot grow our buffers.
-Connections beyond `max_connections` are closed at once.
+other. A connection that completes no message for `idle_timeout` seconds is
+cut: idle, sending a message slowly or half-way, or not reading its answers
+(no message is answered while the peer leaves our replies unread) all look
+the same to the timer, which runs once per connection and re-arms itself
+rather than being reset on every read. The cut is `transport.abort()`:
+`close()` would first wait to flush replies a peer that never reads never
+takes. When the peer stops reading, reading pauses too (asyncio flow
+control), so a client that never reads cannot grow our buffers either.
+Connections beyond `max_connections` in all, or beyond `max_per_client`
+from one client address, are cut at once (a reset, nothing read).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ log = structlog.get_logger("geostream.tcp")
 
 DEFAULT_IDLE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 1024
+MAX_PER_CLIENT = 64
 
 
 class TcpConnection(asyncio.Protocol):
@@ -45,19 +50,34 @@ class TcpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         server = self.server
+        peer = transport.get_extra_info("peername")
+        address = peer[0] if peer else ""
+        per_client = server.per_client.get(address, 0)
         if len(server.connections) >= server.max_connections:
-            transport.close()
+            server.stats.tcp_refused_total += 1
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        if per_client >= server.max_per_client:
+            server.stats.tcp_refused_per_client += 1
+            transport.abort()  # type: ignore[attr-defined]
             return
         server.connections.add(self)
+        server.per_client[address] = per_client + 1
         server.stats.tcp_connections += 1
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if peer else ""
+        self.peer = address
         loop = asyncio.get_running_loop()
         self.last_activity = loop.time()
         self.timer = loop.call_later(server.idle_timeout, self._check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        server = self.server
+        if self in server.connections:
+            server.connections.discard(self)
+            left = server.per_client.get(self.peer, 1) - 1
+            if left > 0:
+                server.per_client[self.peer] = left
+            else:
+                server.per_client.pop(self.peer, None)
         if self.timer is not None:
             self.timer.cancel()
 
@@ -67,7 +87,7 @@ class TcpConnection(asyncio.Protocol):
         if idle_for >= self.server.idle_timeout:
             self.server.stats.tcp_idle_closed += 1
             if self.transport is not None:
-                self.transport.close()
+                self.transport.abort()  # close() would wait for a peer that may never read
             return
         self.timer = loop.call_later(self.server.idle_timeout - idle_for, self._check_idle)
 
@@ -129,6 +149,7 @@ class TcpServer:
     def __init__(self, worlds: WorldRef, stats: QueryStats,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                  max_connections: int = MAX_CONNECTIONS,
+                 max_per_client: int = MAX_PER_CLIENT,
                  query_log: QueryLog | None = None) -> None:
         self.worlds = worlds
         self.query_log = query_log
@@ -138,7 +159,9 @@ class TcpServer:
         self.counts = stats.counts["tcp"]
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
         self.connections: set[TcpConnection] = set()
+        self.per_client: dict[str, int] = {}  # client address -> open connections
 
     def protocol(self) -> TcpConnection:
         return TcpConnection(self)

@@ -102,6 +102,12 @@ def zone_digests(conn: Conn, origins: Sequence[str]) -> dict[str, str]:
     return {name: digest for name, digest in conn.execute(_DIGESTS, (list(origins),))}
 
 
+def zone_count(conn: Conn) -> int:
+    """How many zones the database holds."""
+    row = conn.execute("SELECT count(*) FROM zones").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def stored_zones(conn: Conn, origins: Sequence[str] | None = None) -> dict[str, StoredZone]:
     """Zones as whole documents (all of them, or those named), assembled from their rows."""
     where, params = ("", ()) if origins is None else (" WHERE name = ANY(%s)", (list(origins),))

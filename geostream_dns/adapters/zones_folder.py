@@ -3,8 +3,15 @@
 How this works: `poll()` stats every `*.yaml`/`*.yml` file (cheap: no reads)
 and reloads only files whose (mtime, size) changed. Each file keeps its last
 good zone: a file that fails validation is reported and its previous version
-keeps serving, so one typo never takes a zone down. A file that disappears
-takes its zone with it. Serials follow the file's mtime (seconds) and always
+keeps serving, so one typo never takes a zone down. The last good text of
+each file is also kept in `--state-dir/last-good/` (with `index.json`: file
+-> zone), so a restart while a file is broken serves what was served before,
+still reported as a problem. A file broken since it first appeared, with no
+good version anywhere, is *unloaded*: its zone (from `zone:`, else the file
+name) is answered SERVFAIL rather than REFUSED. A file that disappears takes
+its zone with it, unless the whole folder suddenly holds no zone file at all
+(a failed checkout, an unmounted volume): then every zone keeps serving and
+each is reported. Serials follow the file's mtime (seconds) and always
 increase on a change, across restarts too: the last serial of each zone is
 kept in `--state-dir/serials.json`.
 """
@@ -17,13 +24,17 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from geostream_dns.adapters.drain import DrainFile
 from geostream_dns.adapters.files import atomic_write_text
 from geostream_dns.adapters.stores import Capabilities, StoreStatus, ZoneSource
-from geostream_dns.config.folder import ZONE_SUFFIXES, file_name, zone_files
-from geostream_dns.config.loader import load_zone_file
+from geostream_dns.config.folder import ZONE_SUFFIXES, file_name, unsafe_zone_name, zone_files
+from geostream_dns.config.loader import guess_origin, load_zone_file, load_zone_text
 from geostream_dns.core.model import Zone
 from geostream_dns.errors import ConfigError, Problem, WriteRefused
+
+log = structlog.get_logger("geostream.zones_folder")
 
 if TYPE_CHECKING:
     from geostream_dns.config.plan import Plan
@@ -34,6 +45,7 @@ class _FileState:
     stamp: tuple[int, int, int, int]
     zone: Zone | None
     problems: list[Problem] = field(default_factory=list)
+    unloaded: str | None = None  # no good version anywhere: the zone it should hold
 
 
 class ZonesFolder:
@@ -52,6 +64,11 @@ class ZonesFolder:
         # in the state dir so a restart never hands out a smaller serial
         self.serial_file = state_dir / "serials.json" if state_dir is not None else None
         self.serials: dict[str, tuple[int, tuple[int, int]]] = self._load_serials()
+        # the last good text of each file, for a restart while it is broken
+        self.last_good = state_dir / "last-good" if state_dir is not None else None
+        self.last_good_index: dict[str, str] = self._load_last_good_index()  # file -> zone
+        self._index_dirty = False
+        self.emptied: list[Problem] = []  # the folder has no zone file any more
 
     def _scan(self) -> dict[pathlib.Path, tuple[int, int, int, int]]:
         found: dict[pathlib.Path, tuple[int, int, int, int]] = {}
@@ -72,9 +89,21 @@ class ZonesFolder:
         found = self._scan()
         changed = False
         problems: list[Problem] = []
+        if not found and any(state.zone is not None for state in self.files.values()):
+            # Every zone file gone at once: far likelier a failed checkout or an
+            # unmounted volume than an operator removing every zone. Keep serving.
+            emptied = [Problem(str(path), 0, "(folder)", "the zones folder has no zone files "
+                                                         "any more: still serving the last "
+                                                         f"good version of {state.zone.origin}")
+                       for path, state in sorted(self.files.items()) if state.zone is not None]
+            new = emptied != self.emptied
+            self.emptied = emptied
+            return False, emptied if new else []
+        self.emptied = []
         for path in list(self.files):
             if path not in found:
                 del self.files[path]
+                self._forget_last_good(path)
                 changed = True
         for path, stamp in sorted(found.items()):
             state = self.files.get(path)
@@ -84,16 +113,88 @@ class ZonesFolder:
                 zone = load_zone_file(path)
             except ConfigError as exc:
                 problems.extend(exc.problems)
-                previous = state.zone if state is not None else None
-                self.files[path] = _FileState(stamp, previous, exc.problems)
+                previous = state.zone if state is not None else self._restore(path)
+                unloaded = None if previous is not None else guess_origin(path)
+                self.files[path] = _FileState(stamp, previous, exc.problems, unloaded)
+                changed = changed or state is None or state.unloaded != unloaded
                 continue
             except OSError as exc:
                 problems.append(Problem(str(path), 0, "file", str(exc)))
                 continue
             zone = self._with_serial(zone, stamp)
             self.files[path] = _FileState(stamp, zone)
+            self._keep_last_good(path, zone)
             changed = True
+        self._save_last_good_index()
         return changed, problems
+
+    # -- the last good version of each file, in the state dir --
+
+    def _load_last_good_index(self) -> dict[str, str]:
+        if self.last_good is None:
+            return {}
+        try:
+            data = json.loads((self.last_good / "index.json").read_text())
+            return {str(k): str(v) for k, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError):
+            return {}  # unreadable: no last good versions, files serve as they are
+
+    def _save_last_good_index(self) -> None:
+        if not self._index_dirty or self.last_good is None:
+            return
+        try:
+            atomic_write_text(self.last_good / "index.json",
+                              json.dumps(self.last_good_index, sort_keys=True, indent=0))
+            self._index_dirty = False
+        except OSError:
+            log.exception("zone.keep_failed", file=str(self.last_good / "index.json"))
+
+    def _keep_last_good(self, path: pathlib.Path, zone: Zone) -> None:
+        if self.last_good is None or unsafe_zone_name(zone.origin) is not None:
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+            atomic_write_text(self.last_good / file_name(zone.origin), text, durable=False)
+            if self.last_good_index.get(str(path)) != zone.origin:
+                self.last_good_index[str(path)] = zone.origin
+                self._index_dirty = True  # saved once at the end of the poll
+        except OSError:
+            log.exception("zone.keep_failed", file=str(path), zone=zone.origin)
+
+    def _forget_last_good(self, path: pathlib.Path) -> None:
+        origin = self.last_good_index.pop(str(path), None)
+        if origin is None or self.last_good is None:
+            return
+        try:
+            if origin not in self.last_good_index.values():
+                (self.last_good / file_name(origin)).unlink(missing_ok=True)
+            self._index_dirty = True
+        except (OSError, ValueError):
+            log.exception("zone.forget_failed", file=str(path), zone=origin)
+
+    def _restore(self, path: pathlib.Path) -> Zone | None:
+        """The last good version of a file broken since this process started."""
+        origin = self.last_good_index.get(str(path))
+        if origin is None or self.last_good is None:
+            return None
+        try:
+            text = (self.last_good / file_name(origin)).read_text(encoding="utf-8")
+            zone = load_zone_text(text, str(path))
+        except (OSError, ValueError, ConfigError):
+            return None
+        serial = self.serials.get(zone.origin, (zone.serial, (0, 0)))[0]
+        log.warning("zone.restored", file=str(path), zone=zone.origin, serial=serial)
+        return replace(zone, serial=serial)
+
+    def unloaded(self) -> frozenset[str]:
+        """Zones that should be served but never loaded (their files broken, with no
+        good version): answered SERVFAIL."""
+        with self._lock:
+            zones = {z.origin for z in self._zones()[0]}
+            return frozenset(state.unloaded for state in self.files.values()
+                             if state.unloaded is not None and state.unloaded not in zones)
 
     def _with_serial(self, zone: Zone, stamp: tuple[int, int, int, int]) -> Zone:
         content = (stamp[0], stamp[1])
@@ -137,7 +238,7 @@ class ZonesFolder:
 
     def _zones(self) -> tuple[list[Zone], list[Problem]]:
         zones: dict[str, Zone] = {}
-        problems: list[Problem] = []
+        problems: list[Problem] = list(self.emptied)
         for path, state in sorted(self.files.items()):
             problems.extend(state.problems)
             if state.zone is None:
@@ -168,11 +269,12 @@ class ZonesFolder:
     def keep(self) -> None:
         pass
 
-    def write_zone(self, origin: str, document: Any, author: str) -> tuple[Plan, int | None]:
+    def write_zone(self, origin: str, document: Any, author: str,
+                   force: bool = False) -> tuple[Plan, int | None]:
         """Write the zone's file atomically (or remove it): the file the zone came
         from, else ``<first zones folder>/<zone>.yaml``. The next poll loads it."""
         from geostream_dns.config.document import document_yaml, zone_document
-        from geostream_dns.config.plan import plan_targets
+        from geostream_dns.config.plan import check_thresholds, plan_targets
 
         with self._lock:
             served = {z.origin: z for z in self._zones()[0]}
@@ -181,6 +283,8 @@ class ZonesFolder:
         plan = plan_targets(current, {origin: document}, 0)
         if plan.empty:
             return plan, None
+        if not force:
+            check_thresholds(plan, current, len(served))
         source = pathlib.Path(zone.source) if zone is not None else None
         if document is None:
             if source is not None:
@@ -191,7 +295,12 @@ class ZonesFolder:
             if not folders:
                 raise WriteRefused("no zones folder to write into: the server was started "
                                    "with zone files, not a folder")
-            source = folders[0] / file_name(origin)
+            try:
+                source = folders[0] / file_name(origin)
+            except ValueError as exc:
+                raise WriteRefused(str(exc)) from None
+            if source.resolve().parent != folders[0].resolve():
+                raise WriteRefused(f"{origin}: would be written outside the zones folder")
         atomic_write_text(source, document_yaml(document), mode=0o644)
         return plan, None
 

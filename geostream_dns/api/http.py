@@ -9,7 +9,18 @@ reads a head (at most `MAX_HEAD` bytes), then a `Content-Length` body (at most
 `Router`, writes the answer and loops while the connection is kept alive
 (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
 `Connection: keep-alive`). After a malformed request the connection is closed,
-since where the next request starts is unknown.
+since where the next request starts is unknown. Limits: a request line of at
+most `MAX_REQUEST_LINE` bytes (414), at most `MAX_HEADERS` header fields and
+`MAX_HEAD` bytes of head (431), a body of at most `MAX_BODY` bytes (413), a
+head, a body and every write each within `read_timeout` seconds (408, or the
+connection is dropped), and at most `MAX_CONNECTIONS` open connections (503).
+
+Writes are audited: every request to a route that needs the token, and every
+failed authentication, is logged as one `api.audit` event saying who (client
+address, and whether the token was right), what (method, path) and the result
+(status). A client address that fails authentication `AUTH_FAILURES` times
+within `AUTH_WINDOW` seconds is answered 429 for the rest of the window
+without its token being looked at (`AuthLimiter`).
 
 Routes are a table of (method, pattern, handler, auth). A pattern's `{name}`
 segments are captured into `request.params`; a path that matches with another
@@ -43,8 +54,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("geostream.http")
 
 MAX_HEAD = 16 * 1024  # request line plus headers
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADERS = 100
 MAX_BODY = 1024 * 1024
+MAX_CONNECTIONS = 256
 READ_TIMEOUT = 10.0  # seconds for a head or a body; also the keep-alive idle limit
+AUTH_FAILURES = 10  # failed authentications per client address ...
+AUTH_WINDOW = 60.0  # ... within this many seconds, then 429 until the window ends
+AUTH_TABLE = 10_000  # client addresses remembered at most (the oldest forgotten first)
 JSON = "application/json"
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
@@ -99,11 +116,13 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     client: str = ""
+    audited: bool = False  # a write route: its result goes to the audit log
+    identity: str = "-"  # how the caller authenticated: token, bad-token, blocked, ...
 
     def json(self) -> Any:
         try:
             return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise HttpError(400, "request body is not valid JSON", [str(exc)]) from exc
 
 
@@ -133,6 +152,10 @@ def parse_head(data: bytes) -> RequestHead:
     """The bytes of a request head (without the blank line) -> RequestHead."""
     text = data.decode("latin-1")
     request_line, *lines = text.split("\r\n")
+    if len(request_line) > MAX_REQUEST_LINE:
+        raise HttpError(414, "request line too long", [f"limit: {MAX_REQUEST_LINE} bytes"])
+    if len(lines) > MAX_HEADERS:
+        raise HttpError(431, "too many header fields", [f"limit: {MAX_HEADERS}"])
     parts = request_line.split(" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line", [request_line[:200]])
@@ -220,9 +243,40 @@ class Route:
         return params
 
 
+class AuthLimiter:
+    """Failed authentications per client address, over a fixed window; bounded."""
+
+    def __init__(self, limit: int = AUTH_FAILURES, window: float = AUTH_WINDOW,
+                 table: int = AUTH_TABLE) -> None:
+        self.limit = limit
+        self.window = window
+        self.table = table
+        self.failures: dict[str, tuple[float, int]] = {}  # client -> (window start, count)
+
+    def blocked(self, client: str, now: float) -> float:
+        """Seconds until `client` may try again (0: it may now)."""
+        entry = self.failures.get(client)
+        if entry is None:
+            return 0.0
+        start, count = entry
+        if now - start >= self.window:
+            del self.failures[client]
+            return 0.0
+        return self.window - (now - start) if count >= self.limit else 0.0
+
+    def failed(self, client: str, now: float) -> None:
+        start, count = self.failures.pop(client, (now, 0))
+        if now - start >= self.window:
+            start, count = now, 0
+        self.failures[client] = (start, count + 1)  # re-inserted: newest last
+        while len(self.failures) > self.table:
+            del self.failures[next(iter(self.failures))]
+
+
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.auth_limiter = AuthLimiter()
 
     def add(self, method: str, pattern: str, handler: Handler, *,
             auth: bool | None = None) -> None:
@@ -263,13 +317,33 @@ class Router:
         try:
             route, request.params = self.resolve(request.method, request.path)
             if route.auth:
-                require_token(request)
+                request.audited = True
+                self._authenticate(request)
             return await route.handler(request)
         except HttpError as exc:
             return error_response(exc.status, exc.message, exc.details, exc.headers)
         except Exception:  # noqa: BLE001 - one failing handler must not stop the server
             log.exception("http.request_failed", method=request.method, path=request.path)
             return error_response(500, "internal server error")
+
+    def _authenticate(self, request: Request) -> None:
+        now = asyncio.get_running_loop().time()
+        wait = self.auth_limiter.blocked(request.client, now)
+        if wait:
+            request.identity = "blocked"
+            raise HttpError(429, "too many failed authentications from this address",
+                            [f"retry in {int(wait) + 1} s"],
+                            {"Retry-After": str(int(wait) + 1)})
+        try:
+            require_token(request)
+        except HttpError as exc:
+            if exc.status == 401:
+                request.identity = "bad-token"
+                self.auth_limiter.failed(request.client, now)
+            else:
+                request.identity = "no-token-configured"
+            raise
+        request.identity = "token"
 
 
 def require_token(request: Request) -> None:
@@ -282,6 +356,15 @@ def require_token(request: Request) -> None:
             given.strip().encode(), token.encode()):
         raise HttpError(401, "missing or wrong bearer token",
                         headers={"WWW-Authenticate": 'Bearer realm="geostream"'})
+
+
+def audit(request: Request, status: int) -> None:
+    """One `api.audit` event per write or failed authentication: who, what, result."""
+    result = "ok" if status < 400 else "denied" if status in (401, 403, 429) else "failed"
+    (log.warning if result == "denied" else log.info)(
+        "api.audit", client=request.client, auth=request.identity, method=request.method,
+        path=request.path, query="&".join(f"{k}={v[0]}" for k, v in request.query.items()),
+        status=status, result=result)
 
 
 # -- the built-in routes -------------------------------------------------
@@ -299,6 +382,9 @@ def default_router(registry: CollectorRegistry) -> Router:
         extra: dict[str, Any] = {}
         if app.problems:  # zone files that fail validation (their last good version serves)
             extra["zone_problems"] = [str(p) for p in app.problems]
+            extra["zones_with_problems"] = _problem_zones(app)
+        if app.unloaded:  # broken since start, no good version: answered SERVFAIL
+            extra["unloaded_zones"] = sorted(app.unloaded)
         if status.reachable is not None:  # a remote store: how current the snapshot is
             extra.update(database_reachable=status.reachable,
                          staleness_seconds=round(status.staleness_s or 0.0, 3),
@@ -313,6 +399,9 @@ def default_router(registry: CollectorRegistry) -> Router:
                 "sites_live": sorted(fleet.live_sites)}
         if app.ready:
             return json_response({"status": "ready", "generation": app.generation, **extra})
+        if app.published:
+            return json_response({"status": "no zone loaded", "generation": app.generation,
+                                  **extra}, 503)
         return json_response({"status": "starting", **extra}, 503)
 
     async def metrics(request: Request) -> Response:
@@ -335,6 +424,22 @@ def default_router(registry: CollectorRegistry) -> Router:
     health_routes.register(router)
     openapi.register(router)
     return router
+
+
+def _problem_zones(app: App) -> list[str]:
+    """The zones named by the files with problems (a zone file is named after its zone)."""
+    from geostream_dns.adapters.stores import UNREACHABLE
+    from geostream_dns.config.folder import ZONE_SUFFIXES
+
+    zones = set(app.unloaded)
+    for problem in app.problems:
+        if problem.path == UNREACHABLE:
+            continue
+        name = problem.file.rsplit("/", 1)[-1]
+        for suffix in ZONE_SUFFIXES:
+            if name.endswith(suffix):
+                zones.add(name[:-len(suffix)].rstrip(".").lower() + ".")
+    return sorted(zones)
 
 
 # -- I/O -----------------------------------------------------------------
@@ -372,9 +477,13 @@ class HttpServer:
                                 writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self.connections.add(task)
         peer = writer.get_extra_info("peername")
         client = peer[0] if isinstance(peer, tuple) else ""
+        if len(self.connections) >= MAX_CONNECTIONS:
+            writer.transport.abort()  # nothing read: shed the load at once
+            log.warning("http.connection_refused", client=client, open=len(self.connections))
+            return
+        self.connections.add(task)
         try:
             while await self._serve_one(reader, writer, client):
                 pass
@@ -434,6 +543,8 @@ class HttpServer:
         request = Request(self.app, head.method, path, parse_qs(query, keep_blank_values=True),
                           head.headers, body, client=client)
         response = await self.router.dispatch(request)
+        if request.audited:
+            audit(request, response.status)
         keep_alive = head.keep_alive
         log.debug("http.request", method=head.method, path=request.path,
                   status=response.status, client=client)

@@ -36,6 +36,13 @@ def _wait_param() -> list[dict[str, Any]]:
              "schema": {"type": "number", "minimum": 0, "maximum": 3600}}]
 
 
+def _force_param() -> list[dict[str, Any]]:
+    return [{"name": "force", "in": "query", "required": False,
+             "description": "true: write even a change of more than 30% of the zone's "
+                            "record sets (otherwise refused with 409)",
+             "schema": {"type": "boolean"}}]
+
+
 def _region_param() -> list[dict[str, Any]]:
     return [{"name": "region", "in": "path", "required": True, "schema": {"type": "string"}}]
 
@@ -74,15 +81,19 @@ def document(version: str) -> dict[str, Any]:
                         "responses": {"200": _json("the zone"), **_errors(400, 404)}},
                 "put": {"summary": "validate and write one zone atomically (JSON, or YAML "
                                    "with Content-Type: application/yaml)", **write,
-                        "parameters": [*_zone_param(), *_wait_param()],
+                        "parameters": [*_zone_param(), *_wait_param(), *_force_param()],
                         "responses": {"200": _json("the plan and the generation served"),
+                                      "409": _json("refused over the safety thresholds "
+                                                   "(see ?force=)", ERROR),
                                       "422": _json("invalid zone: located problems", ERROR),
                                       "504": _json("the fleet did not serve the write "
                                                    "within ?wait= seconds"),
                                       **_errors(400, 401, 403, 503)}},
                 "delete": {"summary": "remove one zone", **write,
-                           "parameters": [*_zone_param(), *_wait_param()],
+                           "parameters": [*_zone_param(), *_wait_param(), *_force_param()],
                            "responses": {"200": _json("the plan and the generation served"),
+                                         "409": _json("refused over the safety thresholds "
+                                                      "(see ?force=)", ERROR),
                                          "504": _json("the fleet did not serve the write "
                                                       "within ?wait= seconds"),
                                          **_errors(401, 403, 404, 503)}},

@@ -29,9 +29,9 @@ import dns.name
 from geostream_dns.api.fleet import wait_in_sync
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
 from geostream_dns.config.document import Document, document_yaml, zone_document
-from geostream_dns.config.folder import file_name
+from geostream_dns.config.folder import file_name, unsafe_zone_name
 from geostream_dns.config.loader import load_zone_data, load_zone_text
-from geostream_dns.config.plan import Plan
+from geostream_dns.config.plan import Plan, UnsafePlan
 from geostream_dns.core.snapshot import ZoneTree
 from geostream_dns.errors import ConfigError, StoreUnavailable, WriteRefused
 
@@ -39,7 +39,10 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 
 def _origin(request: Request) -> str:
-    text = request.params["zone"]
+    text = request.params["zone"]  # percent-decoded once by the router
+    reason = unsafe_zone_name(text)
+    if reason is not None:
+        raise HttpError(400, "invalid zone name", [f"{text[:100]!r}: {reason}"])
     try:
         return dns.name.from_text(text).to_text().lower()
     except dns.exception.DNSException as exc:
@@ -88,6 +91,9 @@ def _validated(request: Request, origin: str) -> Document:
             except json.JSONDecodeError as exc:
                 raise HttpError(400, "the body is not valid JSON (send YAML with "
                                 "Content-Type: application/yaml)", [str(exc)]) from None
+            except RecursionError:
+                raise HttpError(422, "invalid zone", [f"{source}:1: (file): refused: nested "
+                                                      "too deep"]) from None
             if isinstance(data, dict):
                 data.setdefault("zone", origin)
             zone = load_zone_data(data, source)
@@ -138,8 +144,14 @@ async def _write(request: Request, origin: str, doc: Document | None) -> Respons
     store = app.store
     author = request.client or "api"
     wait = _wait_seconds(request)
+    force = request.query.get("force", ["false"])[0].lower() in ("true", "1", "yes")
     try:
-        plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author)
+        plan, generation = await asyncio.to_thread(store.write_zone, origin, doc, author,
+                                                   force)
+    except UnsafePlan as exc:
+        raise HttpError(409, "refused: the write changes or deletes more than the safety "
+                        "thresholds allow; add ?force=true if this is meant",
+                        exc.reasons) from None
     except StoreUnavailable as exc:
         raise HttpError(503, "cannot write the zone: the database is unreachable",
                         [str(exc)]) from None

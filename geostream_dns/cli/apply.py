@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("paths", nargs="+", type=pathlib.Path, metavar="PATH")
     parser.add_argument("--delete-missing", action="store_true",
                         help="remove zones that are in the database but in none of the files")
+    parser.add_argument("--force", action="store_true",
+                        help="apply even a plan that changes or deletes more than 30%% of a "
+                             "zone's record sets, or deletes more than 30%% of the zones")
     parser.add_argument("--wait", nargs="?", type=float, const=60.0, default=None,
                         metavar="SECONDS",
                         help="then wait (default 60 s) until every live server serves the "
@@ -83,6 +86,7 @@ def apply_files(args: argparse.Namespace) -> int | None:
         _show(plan)
         if plan.empty:
             return None
+        _guard(plan, current, len(current), args.force)
         generation = zone_db.write_plan(conn, plan, author(args))
     print(f"Applied generation {generation}.")
     sys.stdout.flush()
@@ -102,7 +106,7 @@ def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int | None:
         raise GeoStreamError(f"{path}: cannot read it: {exc}") from exc
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise GeoStreamError(
             f"{path} is not a saved GeoStream plan (write one with `plan --out FILE`; "
             f"zone files end in .yaml or .yml)") from exc
@@ -134,10 +138,23 @@ def apply_saved(args: argparse.Namespace, path: pathlib.Path) -> int | None:
         _show(plan)
         if plan.empty:
             return None
+        _guard(plan, current, zone_db.zone_count(conn), args.force)
         generation = zone_db.write_plan(conn, plan, author(args))
     print(f"Applied generation {generation} from {path}.")
     sys.stdout.flush()
     return int(generation)
+
+
+def _guard(plan: Any, current: dict[str, Any], zones_held: int, force: bool) -> None:
+    from geostream_dns.config.plan import UnsafePlan, check_thresholds
+
+    try:
+        check_thresholds(plan, current, zones_held)
+    except UnsafePlan as exc:
+        if not force:
+            raise GeoStreamError(f"refused, nothing applied: {exc} (a truncated checkout? "
+                                 "give --force if this is meant)") from None
+        print(f"--force: applying although it {exc}")
 
 
 def _show(plan: Any) -> None:

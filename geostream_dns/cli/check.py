@@ -34,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
         print(text)
     if report.problems:
         return 1
+    if not report.zones:
+        # As `plan` and `apply`: most likely a wrong path or a failed checkout.
+        print("no zone files (*.yaml, *.yml) in " + ", ".join(str(p) for p in args.paths),
+              file=sys.stderr)
+        return 1
     records = sum(len(zone.rrsets) for zone in report.zones)
     warned = f" ({_plural(len(report.warnings), 'warning')})" if report.warnings else ""
     print(f"{_plural(len(report.zones), 'zone')}, {_plural(records, 'record set')}: OK{warned}")

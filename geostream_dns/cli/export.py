@@ -50,7 +50,10 @@ def run(args: argparse.Namespace) -> int:
         doc = canonical(origin, zone.document, zone.serial)
         header = (f"# Exported by geostream-dns from generation {head}; zone serial "
                   f"{zone.serial} (managed: it increases on every applied change).\n")
-        path = args.dir / file_name(origin)
+        try:
+            path = args.dir / file_name(origin)
+        except ValueError as exc:
+            raise GeoStreamError(f"cannot export zone {exc}") from None
         _write(path, header + document_yaml(doc))
         records = len(split_document(doc)[2])
         print(f"wrote {path} ({records} record set{'s' if records != 1 else ''})")

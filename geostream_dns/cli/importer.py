@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from geostream_dns.adapters.files import atomic_write_text
     from geostream_dns.config.document import document_yaml, zone_document
-    from geostream_dns.config.folder import file_name
+    from geostream_dns.config.folder import file_name, unsafe_zone_name
     from geostream_dns.config.importers import (
         ConvertError,
         import_bind,
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{source}: {exc}")
     origin = str(imported.document["zone"])
     warnings = [str(w) for w in imported.warnings]
+    unsafe = unsafe_zone_name(origin)
+    if unsafe is not None:
+        return _fail(f"{source}: zone {origin!r}: {unsafe}")
     try:
         zone = load_zone_data(imported.document, file_name(origin))
     except ConfigError as exc:

@@ -57,7 +57,12 @@ def register(sub: Any) -> None:
     p.add_argument("--state-dir", metavar="DIR",
                    help=f"local state (GEOSTREAM_STATE_DIR, default {DEFAULT_STATE_DIR})")
     p.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="close TCP connections idle this long (default 10)")
+                   help="cut TCP connections that complete no message this long: idle, "
+                        "sending slowly or not reading their answers (default 10)")
+    p.add_argument("--tcp-max-connections", type=_positive_int, default=1024, metavar="N",
+                   help="open TCP connections at most, in all (default 1024)")
+    p.add_argument("--tcp-max-per-client", type=_positive_int, default=64, metavar="N",
+                   help="open TCP connections at most from one client address (default 64)")
     p.add_argument("--probe-only", action="store_true",
                    help="run only the health prober and the HTTP endpoint, no DNS listeners")
     p.add_argument("--no-probe", action="store_true",
@@ -86,6 +91,16 @@ def register(sub: Any) -> None:
                    help="log one query in N (GEOSTREAM_QUERY_LOG_SAMPLE, default 1: every "
                         "query)")
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -130,6 +145,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=env.get("LOG_LEVEL", "info"),
         api_token=env.get("GEOSTREAM_API_TOKEN") or None,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_max_connections=args.tcp_max_connections,
+        tcp_max_per_client=args.tcp_max_per_client,
         probe=not args.no_probe,
         rrl=rrl_settings(args),
         cookie_rotation=cookie_rotation(args),
@@ -169,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
         print("geostream-dns serve: give --zones DIR (embedded mode) or DATABASE_URL "
               "(production mode)", file=sys.stderr)
         return 2
+    missing = [str(z) for z in settings.zones if not z.exists()]
+    if missing and not settings.database_url:
+        print(f"geostream-dns serve: --zones: no such file or directory: {', '.join(missing)}",
+              file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     try:
         import uvloop
@@ -176,54 +198,105 @@ def run(args: argparse.Namespace) -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    children = _fork_workers(settings) if settings.workers > 1 else []
+    workers = Workers(settings)
+    if settings.workers > 1:
+        workers.start_all()
     try:
         app = App(settings)
-        app.children = children
+        app.children = workers.pids.values()  # live: a restarted worker is signalled too
+        app.on_tick = workers.restart_dead  # worker 0 starts again any worker that died
         asyncio.run(app.run())
     except OSError as exc:
         print(f"geostream-dns serve: {exc}", file=sys.stderr)
         return 1
     finally:
-        _stop_workers(children)
+        workers.stop()
     return 0
 
 
-def _fork_workers(settings: Settings) -> list[int]:
-    """Start workers 1..N-1: each binds the same DNS ports (SO_REUSEPORT) and
-    answers from its own snapshot; only worker 0 (this process) serves HTTP."""
-    import dataclasses
+class Workers:
+    """Workers 1..N-1 of `--workers N`: each binds the same DNS ports (SO_REUSEPORT)
+    and answers from its own snapshot; only worker 0 (this process) serves HTTP.
+    A worker that dies (killed, crashed) is started again by worker 0, checked on
+    every reload tick, unless it could not bind its sockets again: after
+    `--user` dropped root, a port below 1024 can no longer be bound (under
+    systemd, `CAP_NET_BIND_SERVICE` keeps that working)."""
 
-    from geostream_dns.adapters.privileges import die_with_parent
-    from geostream_dns.app import App
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pids: dict[int, int] = {}  # worker number -> pid
+        self.started: dict[int, float] = {}  # worker number -> when it was last forked
+        self.stopping = False
+        self.parent = os.getpid()
 
-    children = []
-    worker_settings = dataclasses.replace(settings, http=None)
-    parent = os.getpid()
-    for worker in range(1, settings.workers):
+    def start_all(self) -> None:
+        for worker in range(1, self.settings.workers):
+            self.pids[worker] = self._fork(worker)
+
+    def _fork(self, worker: int) -> int:
+        import dataclasses
+        import signal
+        import time
+
+        from geostream_dns.adapters.privileges import die_with_parent
+        from geostream_dns.app import App
+
+        self.started[worker] = time.monotonic()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                die_with_parent(parent)  # however the parent ends
-                asyncio.run(App(worker_settings, worker=worker).run())
+                die_with_parent(self.parent)  # however the parent ends
+                signal.set_wakeup_fd(-1)  # not the parent's loop's wake-up socket
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)  # nor its handlers
+                # asyncio knows a loop running in another process is not running here
+                asyncio.run(App(dataclasses.replace(self.settings, http=None),
+                                worker=worker).run())
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
                 code = 1
             os._exit(code)
-        children.append(pid)
-    return children
+        return pid
 
+    def restart_dead(self) -> None:
+        import time
 
-def _stop_workers(children: list[int]) -> None:
-    import signal
+        import structlog
 
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass  # gone; or still root while this process dropped (--user): PDEATHSIG
-    for pid in children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+        if self.stopping:
+            return
+        log = structlog.get_logger("geostream.serve")
+        for worker, pid in list(self.pids.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done == 0:
+                continue
+            if (os.geteuid() != 0 and self.settings.user is not None
+                    and any(port < 1024 for _, port in self.settings.listen)):
+                # It could not bind the privileged port again: say so once.
+                del self.pids[worker]
+                log.error("worker.not_restarted", worker=worker, old_pid=pid, status=status,
+                          reason="privileges dropped (--user): port below 1024")
+                continue
+            if time.monotonic() - self.started.get(worker, 0.0) < 1.0:
+                continue  # it died at once: try again a second after the last start
+            self.pids[worker] = self._fork(worker)
+            log.error("worker.restarted", worker=worker, old_pid=pid, pid=self.pids[worker],
+                      status=status)
+
+    def stop(self) -> None:
+        import signal
+
+        self.stopping = True
+        for pid in self.pids.values():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass  # gone; or still root while this process dropped (--user): PDEATHSIG
+        for pid in self.pids.values():
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass

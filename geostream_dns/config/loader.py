@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import dns.exception
 import dns.name
 import yaml
 
@@ -37,7 +38,7 @@ from geostream_dns.config.fields import (
 )
 from geostream_dns.config.folder import ZONE_SUFFIXES, zone_files
 from geostream_dns.config.records_spec import check_zone_shape, parse_records
-from geostream_dns.config.yamlpos import PosDict, load, positioned
+from geostream_dns.config.yamlpos import MAX_BYTES, PosDict, YamlLimitError, load, positioned
 from geostream_dns.core.model import DNSSEC_ALGORITHMS, Dnssec, HealthCheck, Region, Soa, Zone
 from geostream_dns.errors import ConfigError, Problem
 
@@ -78,7 +79,11 @@ def load_zone_data(data: Any, source: str, serial: int = 1) -> Zone:
     Raises :class:`ConfigError` carrying every problem found.
     """
     ck = Checker(source)
-    return _checked(ck, _zone_doc(ck, positioned(data), source, serial))
+    try:
+        doc = positioned(data)
+    except YamlLimitError as exc:
+        raise ConfigError([Problem(source, 0, DOC, exc.problem)]) from None
+    return _checked(ck, _zone_doc(ck, doc, source, serial))
 
 
 def _checked(ck: Checker, zone: Zone | None) -> Zone:
@@ -92,8 +97,12 @@ def load_zone_file(path: pathlib.Path) -> Zone:
     """Validate one zone file; its serial is its modification time in seconds."""
     source = str(path)
     try:
+        st = path.stat()
+        if st.st_size > MAX_BYTES:
+            raise ConfigError([Problem(source, 1, DOC, f"the file is larger than "
+                                                       f"{MAX_BYTES // (1024 * 1024)} MiB")])
         text = path.read_text(encoding="utf-8")
-        serial = int(path.stat().st_mtime)
+        serial = int(st.st_mtime)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             [Problem(source, 1, DOC, f"cannot read the file: {_reason(exc)}")]
@@ -176,6 +185,9 @@ def _zone_line(file: pathlib.Path) -> int:
 def _zone(ck: Checker, text: str, source: str, serial: int) -> Zone | None:
     try:
         doc = load(text)
+    except YamlLimitError as exc:
+        ck.add(exc.problem_mark.line + 1, DOC, f"refused: {exc.problem}")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -261,6 +273,27 @@ def _dnssec(ck: Checker, value: Any, line: int) -> Dnssec | None:
     if len(ck.problems) != before:
         return None
     return Dnssec(algorithm, keys)  # type: ignore[arg-type]
+
+
+def guess_origin(path: pathlib.Path) -> str | None:
+    """The zone a (broken) zone file is meant to hold: its `zone:` if that can be
+    read, else its file name; None when neither is a domain name."""
+    text: Any = None
+    try:
+        if path.stat().st_size <= MAX_BYTES:
+            doc = load(path.read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and isinstance(doc.get("zone"), str):
+                text = doc["zone"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass
+    for candidate in (text, _file_zone_name(str(path))):
+        if not candidate:
+            continue
+        try:
+            return dns.name.from_text(candidate).to_text().lower()
+        except dns.exception.DNSException:
+            continue
+    return None
 
 
 def _written_keys(value: Any) -> set[str]:

@@ -22,7 +22,15 @@ from typing import Any, Literal
 
 from geostream_dns.config.document import Document, split_document, zone_document
 from geostream_dns.config.loader import load_zone_data
-from geostream_dns.errors import ConfigError
+from geostream_dns.errors import ConfigError, GeoStreamError
+
+# Safety thresholds: a plan may change or delete at most this share of a zone's
+# record sets, and delete at most this share of the zones, unless forced. As
+# in octoDNS, a zone of fewer than MIN_RECORD_SETS record sets is not guarded
+# (any edit of a small zone is a large share of it), and removing a single zone
+# is an explicit act that is always allowed.
+THRESHOLD = 0.30
+MIN_RECORD_SETS = 10
 
 PLAN_FORMAT = "geostream-dns plan"
 PLAN_VERSION = 1
@@ -266,3 +274,39 @@ def current_documents(stored: dict[str, Any],
         else:
             out[origin] = canonical(origin, zone.document, zone.serial)
     return out
+
+
+class UnsafePlan(GeoStreamError):
+    """The plan changes or deletes more than the safety thresholds allow."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def check_thresholds(plan: Plan, current: dict[str, Document], zones_held: int) -> None:
+    """Raise `UnsafePlan` when `plan` changes or deletes more than THRESHOLD of a
+    zone's record sets (zones of MIN_RECORD_SETS or more), or deletes more than
+    THRESHOLD of the `zones_held` zones (when it deletes more than one)."""
+    reasons: list[str] = []
+    touched: dict[str, int] = {}
+    for change in plan.changes:
+        if change.name is not None and change.op in ("change", "remove"):
+            touched[change.zone] = touched.get(change.zone, 0) + 1
+    for origin, count in sorted(touched.items()):
+        before = current.get(origin)
+        if before is None or plan.targets.get(origin, before) is None:
+            continue  # a removed zone: the zones rule below
+        total = len(split_document(before)[2])
+        if total >= MIN_RECORD_SETS and count > THRESHOLD * total:
+            reasons.append(f"{origin}: would change or delete {count} of its {total} record "
+                           f"sets ({100 * count // total}%, more than "
+                           f"{int(THRESHOLD * 100)}%)")
+    removed = sorted(o for o, doc in plan.targets.items() if doc is None)
+    if len(removed) > 1 and zones_held and len(removed) > THRESHOLD * zones_held:
+        reasons.append(f"would delete {len(removed)} of the {zones_held} zones "
+                       f"({100 * len(removed) // zones_held}%, more than "
+                       f"{int(THRESHOLD * 100)}%): {', '.join(removed[:5])}"
+                       + (" ..." if len(removed) > 5 else ""))
+    if reasons:
+        raise UnsafePlan(reasons)

@@ -128,6 +128,8 @@ class Settings:
     log_level: str = "info"
     api_token: str | None = None
     tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1024
+    tcp_max_per_client: int = 64
     probe: bool = True  # run the health prober (worker 0)
     probe_only: bool = False  # serve --probe-only: no DNS listeners
     site: str = ""  # where this server probes from (default: the host name)

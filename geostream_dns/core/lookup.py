@@ -77,16 +77,23 @@ class Resolution:
 
 
 REFUSED_RESOLUTION = Resolution(REFUSED, False)
+SERVFAIL_RESOLUTION = Resolution(SERVFAIL, False)  # a zone that should be here never loaded
 
 
 class ZoneFinder(Protocol):
+    @property
+    def failed(self) -> frozenset[tuple[bytes, ...]]: ...
+
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None: ...
 
     def external(self, target: dns.name.Name) -> ExternalTarget | None: ...
+    def unloaded(self, name: dns.name.Name, zone: ZoneTree | None) -> bool: ...
 
 
 def lookup(zones: ZoneFinder, qname: dns.name.Name, qtype: int) -> Resolution:
     zone = zones.find_zone(qname)
+    if zones.failed and zones.unloaded(qname, zone):
+        return SERVFAIL_RESOLUTION
     if zone is None:
         return REFUSED_RESOLUTION
     if qtype == DS and qname == zone.origin and len(qname) > 1:

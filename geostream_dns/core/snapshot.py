@@ -162,12 +162,16 @@ class ExternalTarget:
 
 @dataclass(frozen=True, slots=True)
 class ZoneSet:
-    """Hosted zones, found by the most specific origin containing a name, and what
-    the ALIAS targets outside them resolved to (absent: not resolved yet)."""
+    """Hosted zones, found by the most specific origin containing a name; what the
+    ALIAS targets outside them resolved to (absent: not resolved yet); and the
+    zones that should be hosted but never loaded (`failed`, as label keys): names
+    in them are answered SERVFAIL, not REFUSED, so resolvers retry elsewhere
+    rather than take the zone for gone."""
 
     trees: Mapping[dns.name.Name, ZoneTree]
     index: Mapping[tuple[bytes, ...], ZoneTree]
     externals: Mapping[dns.name.Name, ExternalTarget] = field(default_factory=dict)
+    failed: frozenset[tuple[bytes, ...]] = frozenset()
 
     @classmethod
     def of(cls, trees: Mapping[dns.name.Name, ZoneTree],
@@ -187,6 +191,17 @@ class ZoneSet:
             if zone is not None:
                 return zone
         return None
+
+    def unloaded(self, name: dns.name.Name, zone: ZoneTree | None) -> bool:
+        """True when `name` is in a failed zone more specific than `zone` (the hosted
+        zone found for it, if any)."""
+        labels = label_key(name.labels)
+        hosted = len(zone.origin.labels) if zone is not None else 0
+        failed = self.failed
+        for i in range(len(labels) - hosted):
+            if labels[i:] in failed:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +249,13 @@ class Snapshot:
     def find_zone(self, name: dns.name.Name) -> ZoneTree | None:
         """The most specific hosted zone containing `name`."""
         return self.zone_set.find_zone(name)
+
+    @property
+    def failed(self) -> frozenset[tuple[bytes, ...]]:
+        return self.zone_set.failed
+
+    def unloaded(self, name: dns.name.Name, zone: ZoneTree | None) -> bool:
+        return self.zone_set.unloaded(name, zone)
 
     @property
     def record_sets(self) -> int:

@@ -39,7 +39,9 @@ def test_apply_then_export_then_plan_is_empty(migrated_url: str,
         check = cli("check", files)
         assert check.code == 0, check  # the strategy makes valid zones only
 
-        applied = cli("apply", files, "--delete-missing", *db)
+        # --force: each example replaces the previous example's zones wholesale,
+        # which the safety thresholds would otherwise (rightly) refuse
+        applied = cli("apply", files, "--delete-missing", "--force", *db)
         assert applied.code == 0, applied
         assert cli("export", exported, *db).code == 0
         plan = cli("plan", exported, "--delete-missing", *db)

@@ -38,6 +38,11 @@ from geostream_dns.config.importers.draft import (
 Where = tuple[str, int]  # (file, line)
 _INCLUDE = re.compile(r"^\$INCLUDE\s+(\"[^\"]*\"|\S+)(?:\s+(\S+))?\s*(?:;.*)?$", re.IGNORECASE)
 _ORIGIN = re.compile(r"^\$ORIGIN\s+(\S+)\s*(?:;.*)?$", re.IGNORECASE)
+_GENERATE = re.compile(r"^\$GENERATE\s+(\d+)-(\d+)(?:/(\d+))?\s", re.IGNORECASE)
+# One $GENERATE makes at most this many records: a typo in a range must not
+# make the import run for hours or exhaust memory.
+MAX_GENERATE = 65_536
+MAX_INCLUDE_BYTES = 64 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 16
 
 
@@ -86,8 +91,17 @@ def _splice(path: pathlib.Path, text: str | None, origin: dns.name.Name | None,
     first $ORIGIN seen (the zone's name when none is given)."""
     if text is None:
         try:
+            # Only a regular file of sane size: `$INCLUDE /dev/zero` or a FIFO
+            # must not hang the import.
+            if not path.is_file():
+                raise ConvertError(f"{path}: cannot read: not a regular file")
+            if path.stat().st_size > MAX_INCLUDE_BYTES:
+                raise ConvertError(f"{path}: cannot read: larger than "
+                                   f"{MAX_INCLUDE_BYTES // (1024 * 1024)} MiB")
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name, bad UTF-8
+            if isinstance(exc, ConvertError):
+                raise
             raise ConvertError(f"{path}: cannot read: {exc}") from None
     first: dns.name.Name | None = None
     for number, line in enumerate(text.splitlines(), 1):
@@ -104,7 +118,11 @@ def _splice(path: pathlib.Path, text: str | None, origin: dns.name.Name | None,
                 raise ConvertError(f"{path}:{number}: $INCLUDE nested more than "
                                    f"{MAX_INCLUDE_DEPTH} deep")
             included = path.parent / m.group(1).strip('"')
-            inner = dns.name.from_text(m.group(2), origin) if m.group(2) else origin
+            try:
+                inner = dns.name.from_text(m.group(2), origin) if m.group(2) else origin
+            except dns.exception.DNSException as exc:
+                raise ConvertError(f"{path}:{number}: $INCLUDE origin "
+                                   f"{m.group(2)!r}: {exc}") from None
             if inner is not None:
                 out.append(f"$ORIGIN {inner.to_text()}")
                 where.append((str(path), number))
@@ -114,6 +132,12 @@ def _splice(path: pathlib.Path, text: str | None, origin: dns.name.Name | None,
                 out.append(f"$ORIGIN {origin.to_text()}")
                 where.append((str(path), number))
             continue
+        elif (m := _GENERATE.match(stripped)) is not None:
+            start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+            if step > 0 and stop >= start and (stop - start) // step + 1 > MAX_GENERATE:
+                raise ConvertError(f"{path}:{number}: $GENERATE {start}-{stop} makes "
+                                   f"{(stop - start) // step + 1:,} records, more than "
+                                   f"{MAX_GENERATE:,}")
         out.append(line)
         where.append((str(path), number))
     return first

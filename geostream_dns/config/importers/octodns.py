@@ -156,7 +156,12 @@ def _values(draft: ZoneDraft, owner: str, rtype: str, values: list[Any], line: i
     if rtype == "DNAME":
         out = []
         for v in values:
-            target = dns.name.from_text(absolute(str(v)))
+            try:
+                target = dns.name.from_text(absolute(str(v)))
+            except dns.exception.DNSException as exc:
+                draft.warn(line, f"{owner} DNAME record skipped: {str(v)!r} is not a domain "
+                                 f"name ({exc})", keys)
+                return [], None
             data = target.to_wire()
             assert data is not None
             out.append(f"\\# {len(data)} {data.hex()}")
@@ -189,7 +194,11 @@ def _routing(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
         if "geo" in record:
             draft.warn(line, f"{owner} {rtype}: both dynamic and geo given; geo is ignored")
         return _dynamic(draft, label, owner, rtype, record, line)
-    return _geo(record["geo"], rtype)
+    routing = _geo(record["geo"], rtype)
+    if routing is None:
+        draft.warn(line, f"{owner} {rtype}: geo is not a mapping of codes to lists of "
+                         "values; the record's own values are kept")
+    return routing
 
 
 def _value(rtype: str, value: Any) -> Any:
@@ -208,9 +217,21 @@ def _dynamic(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
         return None
     check = _healthcheck(draft, label, owner, rtype, record)
     pools: Document = {}
-    for name, pool in (dynamic.get("pools") or {}).items():
+    written_pools = dynamic.get("pools") or {}
+    if not isinstance(written_pools, dict):
+        draft.warn(line, f"{owner} {rtype}: dynamic.pools is not a mapping; not converted")
+        return None
+    for name, pool in written_pools.items():
         spec: Document = {"values": []}
-        for item in (pool or {}).get("values", []):
+        if pool is not None and not isinstance(pool, dict):
+            draft.warn(line, f"{owner} {rtype}: pool {name!r} is not a mapping; not converted")
+            return None
+        items = (pool or {}).get("values", [])
+        if not isinstance(items, list):
+            draft.warn(line, f"{owner} {rtype}: pool {name!r} values are not a list; "
+                             "not converted")
+            return None
+        for item in items:
             item = item if isinstance(item, dict) else {"value": item}
             value: Document = {"value": _value(rtype, item.get("value"))}
             if item.get("weight", 1) != 1:
@@ -220,11 +241,17 @@ def _dynamic(draft: ZoneDraft, label: str, owner: str, rtype: str, record: Any,
             if check is not None:
                 value["healthcheck"] = check
             spec["values"].append(value)
-        if (pool or {}).get("fallback"):
+        if pool is not None and pool.get("fallback"):
             spec["fallback"] = pool["fallback"]
         pools[str(name)] = spec
     rules: list[Document] = []
-    for rule in dynamic.get("rules") or []:
+    written_rules = dynamic.get("rules") or []
+    if not isinstance(written_rules, list) or not all(isinstance(r, dict)
+                                                      for r in written_rules):
+        draft.warn(line, f"{owner} {rtype}: dynamic.rules is not a list of mappings; "
+                         "not converted")
+        return None
+    for rule in written_rules:
         pool = rule.get("pool")
         if rule.get("subnets"):
             rules.append({"subnets": list(rule["subnets"]), "pool": pool})
@@ -239,7 +266,8 @@ def _healthcheck(draft: ZoneDraft, label: str, owner: str, rtype: str,
                  record: Any) -> str | None:
     """A dynamic record's ``octodns.healthcheck`` as a health check of the zone (only
     when written: GeoStream probes nothing that the zone does not ask it to)."""
-    given = (record.get("octodns") or {}).get("healthcheck")
+    options = record.get("octodns")
+    given = options.get("healthcheck") if isinstance(options, dict) else None
     if rtype not in ("A", "AAAA") or not isinstance(given, dict):
         return None
     settings = {**CHECK_DEFAULTS, **given}
@@ -255,7 +283,8 @@ def _healthcheck(draft: ZoneDraft, label: str, owner: str, rtype: str,
 
 def _geo(geo: Any, rtype: str) -> Document | None:
     """Legacy ``geo``: one pool per code; the most specific codes are tried first."""
-    if not isinstance(geo, dict) or not geo:
+    if not isinstance(geo, dict) or not geo or not all(isinstance(v, list)
+                                                         for v in geo.values()):
         return None
     pools: Document = {}
     rules: list[Document] = []

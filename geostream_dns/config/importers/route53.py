@@ -270,14 +270,17 @@ class _Converter:
             return (int(rrset.get("Failover") == "PRIMARY")
                     + int((rrset.get("GeoLocation") or {}).get("CountryCode") == "*"),
                     int(rrset.get("Weight", 0)))
-        line, chosen = max(group, key=rank)
+        aliases = [item for item in group if isinstance(item[1].get("AliasTarget"), dict)]
+        if not aliases:
+            return
+        line, chosen = max(aliases, key=rank)
         target = self._final_target(_target(chosen), rtype)
         owner = name.to_text()
         kept = (owner, rtype, "ALIAS " + _target(chosen).to_text())
         self.draft.warn(group[0][0], f"{owner} {rtype}: routed aliases ({policy}) at a name that "
                                      f"cannot hold a CNAME: only the alias of set "
-                                     f"{chosen['SetIdentifier']!r} to {target} is kept, without "
-                                     "routing", tuple(k for k in keys if k != kept))
+                                     f"{chosen.get('SetIdentifier')!r} to {target} is kept, "
+                                     "without routing", tuple(k for k in keys if k != kept))
         if not self.draft.has(label, "ALIAS"):
             self.draft.add_entry(label, {"type": "ALIAS", "value": target.to_text()}, line)
 
@@ -286,6 +289,10 @@ class _Converter:
         pools: dict[str, Document] = {}
         ttls: set[int] = set()
         for line, rrset in group:
+            if "SetIdentifier" not in rrset:
+                self.draft.warn(line, f"{owner} {rtype}: a record set without SetIdentifier "
+                                      "beside routed ones; skipped")
+                continue
             pool = _pool_name(str(rrset["SetIdentifier"]), pools)
             check = self._check(owner, rtype, line, rrset) if written != "CNAME" else None
             values: list[Any] = []
@@ -383,6 +390,11 @@ class _Converter:
 
     def _region(self, owner: str, rtype: str, group: Group, pools: dict[str, Document],
                 line: int) -> Document | None:
+        missing = [name for name, pool in pools.items() if "Region" not in pool["_set"]]
+        if missing:
+            self.draft.warn(line, f"{owner} {rtype} skipped: latency record sets without a "
+                                  f"Region ({', '.join(missing)})", self._keys(owner, rtype, group))
+            return None
         for pool in pools.values():
             pool["region"] = self._aws_region(str(pool["_set"]["Region"]), pool["_line"])
         self.draft.warn(line, f"{owner} {rtype}: latency routing becomes a {LATENCY_AS} rule "
@@ -452,7 +464,10 @@ class _Converter:
 
 
 def _target(rrset: Document) -> dns.name.Name:
-    return name_of(str(rrset["AliasTarget"]["DNSName"]))
+    alias = rrset.get("AliasTarget")
+    if not isinstance(alias, dict) or "DNSName" not in alias:
+        raise ConvertError(f"{rrset.get('Name', '?')}: AliasTarget without a DNSName")
+    return name_of(str(alias["DNSName"]))
 
 
 def _pool_name(identifier: str, taken: dict[str, Any]) -> str:

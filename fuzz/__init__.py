@@ -1,0 +1,1 @@
+"""Fuzzing: checks (fuzz/checks.py) and the atheris runner (fuzz/targets.py)."""
