@@ -1,0 +1,396 @@
+"""Latency measurements folded into views: the table, the ingest thread, the checkpoint.
+
+How this works. `LatencyTable` keeps, per (client key, region), a decayed
+mean round trip and a decayed sample count. Decay is exponential with a
+configurable half-life (`--latency-half-life`, default one hour): a sample
+`age` seconds old weighs 2 ** (-age / half_life). Weights are stored scaled
+to a fixed reference time (`epoch`), so folding a sample in touches one
+entry and nothing is rewritten as time passes; the view carries the factor
+that turns stored weights into counts now. The table holds at most
+`max_keys` client keys (`--latency-max-keys`); the least recently measured
+key is dropped first.
+
+`LatencyService` owns a table and one ingest thread. Batches are queued
+(never processed on the event loop); the thread folds them in, a few
+hundred samples at a time with a GIL yield between, and publishes a new
+immutable `LatencyView` at most every `PUBLISH_EVERY` seconds (only the
+shards of the table that changed are copied), handing it to the event loop,
+which swaps it into the world with one assignment (`WorldRef.use_latency`).
+A query never waits for any of this.
+
+The checkpoint — the whole table as gzip'd JSON lines, written a chunk at a
+time — is where measurements survive a restart: a file in the state dir in
+embedded mode, a Redis key in production (`adapters/latency_share.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import math
+import pathlib
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import structlog
+
+from geostream_dns.adapters.files import atomic_write_bytes
+from geostream_dns.adapters.latency_input import Row
+from geostream_dns.core.latency import (
+    SHARDS,
+    Entry,
+    LatencyKey,
+    LatencyView,
+    parent_key,
+    shard_of,
+)
+
+log = structlog.get_logger("geostream.latency")
+
+DEFAULT_HALF_LIFE = 3600.0
+DEFAULT_MAX_KEYS = 1_000_000
+PUBLISH_EVERY = 0.5  # seconds between views while samples arrive
+REPUBLISH_EVERY = 60.0  # seconds: a new view even without samples, so counts decay
+CHUNK = 256  # rows folded in between GIL yields
+REBASE_AT = 2.0 ** 400  # stored weights are rescaled before they can overflow
+CHECKPOINT_FORMAT = 1
+QUEUE_BATCHES = 10_000
+
+
+def encode_key(key: LatencyKey) -> str:
+    """A key as text for checkpoints and the fleet's stream: `#` + hex for networks."""
+    return "#" + key.hex() if isinstance(key, bytes) else key
+
+
+def decode_key(text: str) -> LatencyKey:
+    if text.startswith("#"):
+        raw = bytes.fromhex(text[1:])
+        if len(raw) not in (3, 6):
+            raise ValueError(f"bad network key {text!r}")
+        return raw
+    if not text or len(text) > 16:
+        raise ValueError(f"bad key {text!r}")
+    return text
+
+
+class LatencyTable:
+    """Decayed means and counts per (client key, region); one thread owns it."""
+
+    def __init__(self, half_life: float = DEFAULT_HALF_LIFE,
+                 max_keys: int = DEFAULT_MAX_KEYS, epoch: float | None = None) -> None:
+        self.half_life = half_life
+        self.max_keys = max_keys
+        self.epoch = time.time() if epoch is None else epoch
+        self.shards: list[dict[LatencyKey, Entry]] = [{} for _ in range(SHARDS)]
+        self.recency: OrderedDict[LatencyKey, None] = OrderedDict()  # oldest first
+        self.parents: dict[bytes, int] = {}  # /16 or /32 -> network keys inside it
+        self.dirty: set[int] = set(range(SHARDS))
+        self.parents_dirty = True
+        self.samples = 0
+        self.evicted = 0
+        self.generation = 0
+        self._published: tuple[dict[LatencyKey, Entry], ...] = tuple({} for _ in range(SHARDS))
+        self._parents_view: frozenset[bytes] = frozenset()
+
+    def __len__(self) -> int:
+        return len(self.recency)
+
+    def factor(self, at: float) -> float:
+        """The stored weight of one sample measured at wall time `at`."""
+        return 2.0 ** ((at - self.epoch) / self.half_life)
+
+    def add(self, keys: Iterable[LatencyKey], region: str, rtt_ms: float, count: float,
+            at: float) -> None:
+        weight = count * self.factor(at)
+        if weight > REBASE_AT:
+            self.rebase(at)
+            weight = count * self.factor(at)
+        for key in keys:
+            self._fold(key, region, rtt_ms, weight)
+        self.samples += int(count)
+
+    def _fold(self, key: LatencyKey, region: str, rtt_ms: float, weight: float) -> None:
+        index = shard_of(key)
+        shard = self.shards[index]
+        entry = shard.get(key)
+        if entry is None:
+            shard[key] = ((region, rtt_ms, weight),)
+            self.recency[key] = None
+            if isinstance(key, bytes):
+                parent = parent_key(key)
+                seen = self.parents.get(parent, 0)
+                self.parents[parent] = seen + 1
+                if not seen:
+                    self.parents_dirty = True
+            if len(self.recency) > self.max_keys:
+                self._evict()
+        else:
+            for i, (name, mean, w) in enumerate(entry):
+                if name == region:
+                    total = w + weight
+                    shard[key] = (*entry[:i], (name, (mean * w + rtt_ms * weight) / total,
+                                               total), *entry[i + 1:])
+                    break
+            else:
+                shard[key] = (*entry, (region, rtt_ms, weight))
+            self.recency.move_to_end(key)
+        self.dirty.add(index)
+
+    def set_entry(self, key: LatencyKey, entry: Entry) -> None:
+        """Put a whole entry (weights already scaled to this table's epoch)."""
+        index = shard_of(key)
+        shard = self.shards[index]
+        if key not in shard:
+            self.recency[key] = None
+            if isinstance(key, bytes):
+                parent = parent_key(key)
+                self.parents[parent] = self.parents.get(parent, 0) + 1
+                self.parents_dirty = True
+        else:
+            self.recency.move_to_end(key)
+        shard[key] = entry
+        self.dirty.add(index)
+        if len(self.recency) > self.max_keys:
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self.recency) > self.max_keys:
+            key, _ = self.recency.popitem(last=False)
+            index = shard_of(key)
+            del self.shards[index][key]
+            self.dirty.add(index)
+            self.evicted += 1
+            if isinstance(key, bytes):
+                parent = parent_key(key)
+                left = self.parents[parent] - 1
+                if left:
+                    self.parents[parent] = left
+                else:
+                    del self.parents[parent]
+                    self.parents_dirty = True
+
+    def rebase(self, now: float) -> None:
+        """Move the reference time to `now` (rare: every few hundred half-lives)."""
+        scale = 2.0 ** (-(now - self.epoch) / self.half_life)
+        for index, shard in enumerate(self.shards):
+            for key, entry in shard.items():
+                shard[key] = tuple((r, m, w * scale) for r, m, w in entry)
+            self.dirty.add(index)
+        self.epoch = now
+
+    def view(self, now: float, extra: dict[str, Any] | None = None) -> LatencyView:
+        """A new immutable view: changed shards copied, the others shared."""
+        published = list(self._published)
+        for index in sorted(self.dirty):
+            published[index] = dict(self.shards[index])
+            time.sleep(0)  # one shard at a time: answering goes on between copies
+        self.dirty.clear()
+        self._published = tuple(published)
+        if self.parents_dirty:
+            self._parents_view = frozenset(self.parents)
+            self.parents_dirty = False
+        self.generation += 1
+        scale = 2.0 ** (-(now - self.epoch) / self.half_life)
+        return LatencyView(self.generation, self._published, self._parents_view, scale,
+                           len(self.recency), extra or {})
+
+    def count_now(self, weight: float, now: float) -> float:
+        return weight * 2.0 ** (-(now - self.epoch) / self.half_life)
+
+    # -- checkpoint ------------------------------------------------------
+
+    def dump_lines(self, now: float, chunk: int = 2000) -> Iterator[bytes]:
+        """The table as JSON lines: a header, then rows [key, [[region, ms, count]...]]
+        in chunks, least recently measured first (so a load keeps recency)."""
+        head = {"format": CHECKPOINT_FORMAT, "written_at": now, "half_life": self.half_life}
+        yield json.dumps(head).encode() + b"\n"
+        batch: list[Any] = []
+        for key in list(self.recency):
+            entry = self.shards[shard_of(key)].get(key)
+            if entry is None:
+                continue
+            batch.append([encode_key(key),
+                          [[r, round(m, 3), self.count_now(w, now)] for r, m, w in entry]])
+            if len(batch) >= chunk:
+                yield json.dumps(batch, separators=(",", ":")).encode() + b"\n"
+                batch = []
+                time.sleep(0)
+        if batch:
+            yield json.dumps(batch, separators=(",", ":")).encode() + b"\n"
+
+    def load_lines(self, lines: Iterable[bytes]) -> int:
+        """Read a checkpoint written by `dump_lines`; returns the keys read.
+        ValueError when it is not a checkpoint of ours."""
+        it = iter(lines)
+        head = json.loads(next(it))
+        if not isinstance(head, dict) or head.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a latency checkpoint of this format")
+        written = float(head["written_at"])
+        read = 0
+        for line in it:
+            if not line.strip():
+                continue
+            for key_text, stats in json.loads(line):
+                key = decode_key(key_text)
+                entry = tuple((str(r), float(m), float(c) * self.factor(written))
+                              for r, m, c in stats
+                              if math.isfinite(float(m)) and float(c) > 0)
+                if entry:
+                    self.set_entry(key, entry)
+                    read += 1
+            time.sleep(0)
+        return read
+
+
+Publish = Callable[[LatencyView], None]
+
+
+class LatencyService:
+    """The ingest thread around a table (see the module doc).
+
+    `submit(rows, at, source)` queues rows (from any thread); `on_view` is
+    called on `loop` with each new view; `on_rows` (optional, called on the
+    ingest thread) sees every batch that came from this server, to share it
+    with the fleet."""
+
+    def __init__(self, table: LatencyTable, on_view: Publish,
+                 checkpoint: pathlib.Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.table = table
+        self.on_view = on_view
+        self.checkpoint = checkpoint
+        self.clock = clock
+        self.queue: queue.Queue[Any] = queue.Queue(QUEUE_BATCHES)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.samples_by_source: dict[str, int] = {}
+        self.rejected_batches = 0
+        self.dropped_batches = 0
+        self.views = 0
+        self.view: LatencyView | None = None
+        self.last_publish = 0.0
+        self.on_rows: Callable[[list[Row], float], None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._flushed = threading.Event()
+
+    # -- life cycle ------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the state-dir checkpoint, if any (before the thread starts)."""
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return
+        started = time.perf_counter()
+        try:
+            with gzip.open(self.checkpoint, "rb") as f:
+                keys = self.table.load_lines(f)
+        except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
+            log.error("latency.checkpoint_unreadable", path=str(self.checkpoint),
+                      error=str(exc))
+            return
+        log.info("latency.loaded", path=str(self.checkpoint), keys=keys,
+                 duration_s=round(time.perf_counter() - started, 3))
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.publish_now()
+        self._thread = threading.Thread(target=self._run, name="latency-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish what is queued, write the checkpoint, end the thread."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._flushed.clear()
+        self.queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # -- input -----------------------------------------------------------
+
+    def submit(self, rows: list[Row], at: float | None = None, source: str = "api",
+               share: bool = True) -> bool:
+        """Queue rows measured at `at` (default: now); False if the queue is full."""
+        try:
+            self.queue.put_nowait((rows, self.clock() if at is None else at, source, share))
+        except queue.Full:
+            self.dropped_batches += 1
+            return False
+        return True
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is in a published view (tests, CLI)."""
+        done = threading.Event()
+        self.queue.put(done)
+        return done.wait(timeout)
+
+    # -- the ingest thread -----------------------------------------------
+
+    def _run(self) -> None:
+        table = self.table
+        while True:
+            wait = max(0.01, PUBLISH_EVERY - (time.monotonic() - self.last_publish))
+            if not table.dirty:
+                wait = REPUBLISH_EVERY
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                item = False
+            if item is None:
+                self.publish_now()
+                self.save()
+                return
+            if isinstance(item, threading.Event):
+                self.publish_now()
+                item.set()
+                continue
+            if item is not False:
+                rows, at, source, share = item
+                self._fold(rows, at, source)
+                if share and self.on_rows is not None:
+                    try:
+                        self.on_rows(rows, at)
+                    except Exception:  # noqa: BLE001 - sharing must never stop ingest
+                        log.exception("latency.share_failed")
+            due = time.monotonic() - self.last_publish
+            if (table.dirty and due >= PUBLISH_EVERY) or due >= REPUBLISH_EVERY:
+                self.publish_now()
+
+    def _fold(self, rows: list[Row], at: float, source: str) -> None:
+        add = self.table.add
+        n = 0
+        for i, (keys, region, rtt, count) in enumerate(rows):
+            add(keys, region, rtt, count, at)
+            n += count
+            if i % CHUNK == CHUNK - 1:
+                time.sleep(0)  # let the event loop answer
+        self.samples_by_source[source] = self.samples_by_source.get(source, 0) + n
+
+    def publish_now(self) -> None:
+        view = self.table.view(self.clock())
+        self.view = view
+        self.views += 1
+        self.last_publish = time.monotonic()
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.on_view, view)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        else:
+            self.on_view(view)
+
+    def save(self) -> None:
+        """Write the checkpoint file (embedded mode), atomically."""
+        if self.checkpoint is None:
+            return
+        try:
+            data = gzip.compress(b"".join(self.table.dump_lines(self.clock())), 5)
+            atomic_write_bytes(self.checkpoint, data)
+        except OSError as exc:
+            log.error("latency.checkpoint_failed", path=str(self.checkpoint), error=str(exc))
