@@ -27,6 +27,9 @@ from geostream_dns.adapters.builder import SnapshotBuilder
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
+from geostream_dns.adapters.latency import LatencyService, LatencyTable
+from geostream_dns.adapters.latency_input import Row
+from geostream_dns.adapters.latency_share import LatencyShare
 from geostream_dns.adapters.probes import prober_for
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.adapters.stats import QueryStats, StatsFiles
@@ -35,12 +38,17 @@ from geostream_dns.adapters.tcp import TcpServer, start_tcp
 from geostream_dns.adapters.udp import start_udp
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.geo import GeoLocator
+from geostream_dns.core.health import HealthKey
+from geostream_dns.core.latency import PROBE_KEY
 from geostream_dns.core.snapshot import Snapshot
 from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
 from geostream_dns.version import VERSION
 
 log = structlog.get_logger("geostream.app")
+
+WORKER_CHECKPOINT_EVERY = 5.0  # seconds: how often --workers see worker 0's latency table
+PROBE_RTT_EVERY = 40  # watcher ticks between readings of the prober's round trips
 
 
 class App:
@@ -78,6 +86,22 @@ class App:
                                on_change=self.health.fleet_changed,
                                on_leader=self.health.leader_changed)
             self.health.attach_fleet(self.fleet)
+        # Latency measurements: an ingest thread folds them into a table and
+        # publishes views into the world. Worker 0 takes them in (HTTP, the
+        # fleet's stream) and keeps the checkpoint; other workers follow it.
+        self.latency = LatencyService(
+            LatencyTable(settings.latency_half_life, settings.latency_max_keys),
+            self.worlds.use_latency,
+            checkpoint=settings.state_dir / "latency.json.gz" if worker == 0 else None)
+        if settings.workers > 1 and worker == 0:
+            self.latency.save_every = WORKER_CHECKPOINT_EVERY
+        self.latency_geo = GeoLocator(raw_lookup(self.geoip))  # the ingest side's own memo
+        self.latency_share: LatencyShare | None = None
+        if self.link is not None and not settings.probe_only:
+            self.latency_share = LatencyShare(self.link, self.latency, settings.server_id)
+        self._probe_regions: dict[HealthKey, tuple[str, ...]] = {}
+        self._probe_seen: dict[HealthKey, float] = {}
+        self._latency_file_stamp: tuple[int, int] | None = None
         self.builder = SnapshotBuilder(
             self.store, AnswerCache(self.link) if self.link is not None else None)
         self.generation = 0
@@ -145,6 +169,7 @@ class App:
             return
         self.worlds.use_snapshot(snapshot)
         self.health.sync(snapshot)
+        self._probe_regions = probe_regions(snapshot)
         self.generation = snapshot.generation
         self.ready = True
         log.info("snapshot.published", generation=snapshot.generation,
@@ -210,13 +235,80 @@ class App:
             self.health.follow_fleet()
             self.stats.fold()
             ticks += 1
+            if ticks % PROBE_RTT_EVERY == 0:
+                self._probe_round_trips()
+            if self.worker != 0 and ticks % 4 == 0:
+                await self._follow_latency_file()
             if self.stats_files is not None and self.worker != 0 and ticks % 4 == 0:
                 self._share_stats()
+
+    # -- latency ---------------------------------------------------------
+
+    def _load_latency(self) -> None:
+        """Measurements from before a restart: the fleet's checkpoint and stream,
+        else the state dir's checkpoint (blocking; before the ingest thread runs)."""
+        if self.worker != 0:
+            self._read_latency_file()
+            return
+        if self.latency_share is not None and self.latency_share.load():
+            return
+        self.latency.load()
+        if self.latency_share is not None and not self.link_answered():
+            self.latency_share.last_id = "$"  # the file holds what the stream held
+
+    def link_answered(self) -> bool:
+        return self.link is not None and self.link.up
+
+    def _read_latency_file(self) -> bool:
+        path = self.settings.state_dir / "latency.json.gz"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._latency_file_stamp:
+            return False
+        self._latency_file_stamp = stamp
+        self.latency.checkpoint = path
+        self.latency.table = LatencyTable(self.settings.latency_half_life,
+                                          self.settings.latency_max_keys)
+        self.latency.load()
+        self.latency.checkpoint = None
+        return True
+
+    async def _follow_latency_file(self) -> None:
+        """A worker other than 0: take worker 0's latency table when it is saved."""
+        try:
+            if await asyncio.to_thread(self._read_latency_file):
+                await asyncio.to_thread(self.latency.publish_now)
+        except Exception:  # noqa: BLE001 - keep the latency view we have
+            log.exception("latency.follow_failed")
+
+    def _probe_round_trips(self) -> None:
+        """The prober's latest round trips, as a weak latency signal per region."""
+        prober = self.health.prober
+        if prober is None or not prober.active:
+            return
+        rows: list[Row] = []
+        for key, state in prober.states.items():
+            last, at = state.last, state.last_at
+            regions = self._probe_regions.get(key)
+            if (last is None or at is None or not last.ok or last.latency <= 0 or not regions
+                    or self._probe_seen.get(key) == at):
+                continue
+            self._probe_seen[key] = at
+            rows.extend(((PROBE_KEY,), region, last.latency * 1000.0, 1) for region in regions)
+        if rows:
+            self.latency.submit(rows, source="probe")
 
     # -- life cycle ------------------------------------------------------
 
     async def start(self) -> None:
         self.health.start()
+        await asyncio.to_thread(self._load_latency)
+        self.latency.start(asyncio.get_running_loop())
+        if self.latency_share is not None:
+            self.latency_share.start()
         if self.fleet is not None:
             # The fleet's verdicts before the first answer: a new server never
             # starts from "everything up" where the fleet knows better.
@@ -259,8 +351,28 @@ class App:
         if self.fleet is not None:
             await self.fleet.stop()
         self.health.stop()
+        if self.latency_share is not None:
+            await asyncio.to_thread(self.latency_share.stop)
+        await asyncio.to_thread(self.latency.stop)
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:
             closer.close()
         log.info("server.stopped")
+
+
+def probe_regions(snapshot: Snapshot) -> dict[HealthKey, tuple[str, ...]]:
+    """Each probed target and the regions of the pools it is a value of."""
+    out: dict[HealthKey, set[str]] = {}
+    for tree in snapshot.zones.values():
+        for node in tree.nodes.values():
+            for data in node.values():
+                if data.router is None:
+                    continue
+                for pool in data.router.pools.values():
+                    if pool.region is None:
+                        continue
+                    for value in pool.values:
+                        if value.health_key is not None:
+                            out.setdefault(value.health_key, set()).add(pool.region)
+    return {key: tuple(sorted(regions)) for key, regions in out.items()}

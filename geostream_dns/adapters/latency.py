@@ -57,6 +57,7 @@ DEFAULT_MAX_KEYS = 1_000_000
 PUBLISH_EVERY = 0.5  # seconds between views while samples arrive
 REPUBLISH_EVERY = 60.0  # seconds: a new view even without samples, so counts decay
 CHUNK = 256  # rows folded in between GIL yields
+CHECKPOINT_EVERY = 60.0  # seconds between checkpoints while measurements change
 REBASE_AT = 2.0 ** 400  # stored weights are rescaled before they can overflow
 CHECKPOINT_FORMAT = 1
 QUEUE_BATCHES = 10_000
@@ -271,12 +272,19 @@ class LatencyService:
         self.rejected_batches = 0
         self.dropped_batches = 0
         self.views = 0
+        self.saves = 0
+        self.save_every = CHECKPOINT_EVERY
         self.view: LatencyView | None = None
         self.last_publish = 0.0
         self.on_rows: Callable[[list[Row], float], None] | None = None
+        self.saver: Callable[[list[bytes]], None] | None = None  # the fleet's checkpoint
+        self.stream_id: str | None = None  # the newest fleet stream entry applied
+        self.changed_since_save = False
+        self.last_save = time.monotonic()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._flushed = threading.Event()
+        self._view_lock = threading.Lock()
 
     # -- life cycle ------------------------------------------------------
 
@@ -314,14 +322,23 @@ class LatencyService:
     # -- input -----------------------------------------------------------
 
     def submit(self, rows: list[Row], at: float | None = None, source: str = "api",
-               share: bool = True) -> bool:
-        """Queue rows measured at `at` (default: now); False if the queue is full."""
+               share: bool = True, stream_id: str | None = None) -> bool:
+        """Queue rows measured at `at` (default: now); False if the queue is full.
+        `share`: pass them to the fleet; `stream_id`: the fleet stream entry they are."""
         try:
-            self.queue.put_nowait((rows, self.clock() if at is None else at, source, share))
+            self.queue.put_nowait((rows, self.clock() if at is None else at, source, share,
+                                   stream_id))
         except queue.Full:
             self.dropped_batches += 1
             return False
         return True
+
+    def note_stream(self, stream_id: str) -> None:
+        """A fleet stream entry that needs nothing applied (this server's own)."""
+        try:
+            self.queue.put_nowait(("stream", stream_id))
+        except queue.Full:
+            pass
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is in a published view (tests, CLI)."""
@@ -332,26 +349,32 @@ class LatencyService:
     # -- the ingest thread -----------------------------------------------
 
     def _run(self) -> None:
-        table = self.table
         while True:
+            table = self.table
             wait = max(0.01, PUBLISH_EVERY - (time.monotonic() - self.last_publish))
             if not table.dirty:
-                wait = REPUBLISH_EVERY
+                wait = min(REPUBLISH_EVERY, self.save_every)
             try:
                 item = self.queue.get(timeout=wait)
             except queue.Empty:
                 item = False
             if item is None:
                 self.publish_now()
-                self.save()
+                if self.changed_since_save:
+                    self.save()
                 return
             if isinstance(item, threading.Event):
                 self.publish_now()
                 item.set()
                 continue
-            if item is not False:
-                rows, at, source, share = item
+            if isinstance(item, tuple) and item[0] == "stream":
+                self.stream_id = item[1]
+            elif item is not False:
+                rows, at, source, share, stream_id = item
                 self._fold(rows, at, source)
+                self.changed_since_save = True
+                if stream_id is not None:
+                    self.stream_id = stream_id
                 if share and self.on_rows is not None:
                     try:
                         self.on_rows(rows, at)
@@ -360,6 +383,9 @@ class LatencyService:
             due = time.monotonic() - self.last_publish
             if (table.dirty and due >= PUBLISH_EVERY) or due >= REPUBLISH_EVERY:
                 self.publish_now()
+            if (self.changed_since_save
+                    and time.monotonic() - self.last_save >= self.save_every):
+                self.save()
 
     def _fold(self, rows: list[Row], at: float, source: str) -> None:
         add = self.table.add
@@ -372,7 +398,8 @@ class LatencyService:
         self.samples_by_source[source] = self.samples_by_source.get(source, 0) + n
 
     def publish_now(self) -> None:
-        view = self.table.view(self.clock())
+        with self._view_lock:
+            view = self.table.view(self.clock())
         self.view = view
         self.views += 1
         self.last_publish = time.monotonic()
@@ -386,11 +413,21 @@ class LatencyService:
             self.on_view(view)
 
     def save(self) -> None:
-        """Write the checkpoint file (embedded mode), atomically."""
-        if self.checkpoint is None:
-            return
-        try:
-            data = gzip.compress(b"".join(self.table.dump_lines(self.clock())), 5)
-            atomic_write_bytes(self.checkpoint, data)
-        except OSError as exc:
-            log.error("latency.checkpoint_failed", path=str(self.checkpoint), error=str(exc))
+        """Write the checkpoint: the state-dir file (atomically) and, in a fleet, Redis.
+        Runs on the ingest thread, which owns the table."""
+        self.last_save = time.monotonic()
+        self.changed_since_save = False
+        lines = list(self.table.dump_lines(self.clock()))
+        if self.checkpoint is not None:
+            try:
+                atomic_write_bytes(self.checkpoint, gzip.compress(b"".join(lines), 5),
+                                   durable=False)
+            except OSError as exc:
+                log.error("latency.checkpoint_failed", path=str(self.checkpoint),
+                          error=str(exc))
+        if self.saver is not None:
+            try:
+                self.saver(lines)
+            except Exception:  # noqa: BLE001 - a failed save must not stop ingest
+                log.exception("latency.checkpoint_failed", target="fleet")
+        self.saves += 1

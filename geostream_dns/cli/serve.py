@@ -59,6 +59,12 @@ def register(sub: Any) -> None:
     p.add_argument("--no-probe", action="store_true",
                    help="do not run the health prober (every value counts as up unless "
                         "its status or a drain says otherwise)")
+    p.add_argument("--latency-half-life", type=float, default=None, metavar="SECONDS",
+                   help="latency measurements this old count half (GEOSTREAM_LATENCY_HALF_LIFE, "
+                        "default 3600)")
+    p.add_argument("--latency-max-keys", type=int, default=None, metavar="N",
+                   help="client keys the latency table holds at most; the least recently "
+                        "measured go first (GEOSTREAM_LATENCY_MAX_KEYS, default 1000000)")
     p.set_defaults(func=run)
 
 
@@ -93,7 +99,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_token=env.get("GEOSTREAM_API_TOKEN") or None,
         tcp_idle_timeout=args.tcp_idle_timeout,
         probe=not args.no_probe,
+        latency_half_life=_positive(
+            "--latency-half-life", getattr(args, "latency_half_life", None)
+            or float(env.get("GEOSTREAM_LATENCY_HALF_LIFE") or 3600)),
+        latency_max_keys=int(_positive(
+            "--latency-max-keys", getattr(args, "latency_max_keys", None)
+            or int(env.get("GEOSTREAM_LATENCY_MAX_KEYS") or 1_000_000))),
     )
+
+
+def _positive(option: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{option} must be more than 0, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

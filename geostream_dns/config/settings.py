@@ -49,6 +49,8 @@ class Settings:
     server_id: str = ""  # unique in the fleet (default: host name and first DNS port)
     redis_prefix: str = "geostream:"
     reload_interval: float = 0.25
+    latency_half_life: float = 3600.0  # seconds: a latency sample this old counts half
+    latency_max_keys: int = 1_000_000  # client keys the latency table holds at most
     extra: dict[str, str] = field(default_factory=dict)
 
 
