@@ -58,7 +58,7 @@ PUBLISH_EVERY = 0.5  # seconds between views while samples arrive
 REPUBLISH_EVERY = 60.0  # seconds: a new view even without samples, so counts decay
 CHUNK = 256  # rows folded in between GIL yields
 CHECKPOINT_EVERY = 60.0  # seconds between checkpoints while measurements change
-REBASE_AT = 2.0 ** 400  # stored weights are rescaled before they can overflow
+REBASE_EXPONENT = 400.0  # half-lives past the reference time: stored weights are rescaled
 CHECKPOINT_FORMAT = 1
 QUEUE_BATCHES = 10_000
 
@@ -102,15 +102,17 @@ class LatencyTable:
         return len(self.recency)
 
     def factor(self, at: float) -> float:
-        """The stored weight of one sample measured at wall time `at`."""
-        return 2.0 ** ((at - self.epoch) / self.half_life)
+        """The stored weight of one sample measured at wall time `at` (the reference
+        time moves first when that weight would grow too large)."""
+        exponent = (at - self.epoch) / self.half_life
+        if exponent > REBASE_EXPONENT:
+            self.rebase(at)
+            exponent = 0.0
+        return 2.0 ** max(exponent, -1000.0)
 
     def add(self, keys: Iterable[LatencyKey], region: str, rtt_ms: float, count: float,
             at: float) -> None:
         weight = count * self.factor(at)
-        if weight > REBASE_AT:
-            self.rebase(at)
-            weight = count * self.factor(at)
         for key in keys:
             self._fold(key, region, rtt_ms, weight)
         self.samples += int(count)
@@ -177,7 +179,7 @@ class LatencyTable:
 
     def rebase(self, now: float) -> None:
         """Move the reference time to `now` (rare: every few hundred half-lives)."""
-        scale = 2.0 ** (-(now - self.epoch) / self.half_life)
+        scale = 2.0 ** max(-(now - self.epoch) / self.half_life, -1000.0)
         for index, shard in enumerate(self.shards):
             for key, entry in shard.items():
                 shard[key] = tuple((r, m, w * scale) for r, m, w in entry)
@@ -196,12 +198,15 @@ class LatencyTable:
             self._parents_view = frozenset(self.parents)
             self.parents_dirty = False
         self.generation += 1
-        scale = 2.0 ** (-(now - self.epoch) / self.half_life)
+        scale = self.count_now(1.0, now)
         return LatencyView(self.generation, self._published, self._parents_view, scale,
                            len(self.recency), extra or {})
 
     def count_now(self, weight: float, now: float) -> float:
-        return weight * 2.0 ** (-(now - self.epoch) / self.half_life)
+        exponent = -(now - self.epoch) / self.half_life
+        if exponent > REBASE_EXPONENT:  # a clock far behind the reference time
+            return weight * 2.0 ** REBASE_EXPONENT
+        return weight * 2.0 ** max(exponent, -1000.0)
 
     # -- checkpoint ------------------------------------------------------
 
@@ -238,7 +243,8 @@ class LatencyTable:
                 continue
             for key_text, stats in json.loads(line):
                 key = decode_key(key_text)
-                entry = tuple((str(r), float(m), float(c) * self.factor(written))
+                factor = self.factor(written)
+                entry = tuple((str(r), float(m), float(c) * factor)
                               for r, m, c in stats
                               if math.isfinite(float(m)) and float(c) > 0)
                 if entry:

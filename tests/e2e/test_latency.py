@@ -158,13 +158,26 @@ def test_csv_import_is_all_or_nothing(serve: Callable[..., ServerProcess],
 
 
 def test_measurements_survive_a_restart(serve: Callable[..., ServerProcess],
-                                        tmp_path: pathlib.Path) -> None:
+                                        tmp_path: pathlib.Path,
+                                        city_mmdb: pathlib.Path) -> None:
     base = tmp_path / "restart"
     server = serve(base)
     assert post(server, batch("ap", 7))[0] == 200
     assert ask(server, "192.0.2.1/32")[0] == {AP}
+    # the explain command, through the running server
+    text = run_cli("explain", "www.example.com", "A", "--client", "192.0.2.1",
+                   "--http", f"127.0.0.1:{server.http_port}").stdout
+    assert "key used: 192.0.2.0/24 (network)" in text
+    assert "ap (ap, healthy): 7.0 ms + bias 0 = 7.0 ms (5 samples at 192.0.2.0/24)" in text
+    assert "us (us, healthy): skipped: fewer than 3 samples at 192.0.2.0/24" in text
     assert server.stop() == 0
     assert (base / "state" / "latency.json.gz").exists()
+    # ... and offline, from the zones and the state dir the server left
+    offline = run_cli("explain", "www.example.com", "A", "--client", "192.0.2.1",
+                      "--zones", base / "zones", "--geoip", city_mmdb,
+                      "--state-dir", base / "state")
+    assert offline.returncode == 0, offline.stderr
+    assert "=> pool ap" in offline.stdout and "key used: 192.0.2.0/24" in offline.stdout
     again = serve(base)
     assert ask(again, "192.0.2.1/32")[0] == {AP}
     known = again.http_json(f"/v1/latency?client={VIRGINIA_NET}")[1]
