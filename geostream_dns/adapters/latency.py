@@ -138,8 +138,8 @@ class LatencyTable:
                 time.sleep(0)  # let the event loop answer
         factor = self.factor(at)
         fold = self._fold
-        for i, ((key, region), (weighted, count)) in enumerate(sums.items()):
-            fold(key, region, weighted / count, count * factor)
+        for i, ((key, region), (total, n)) in enumerate(sums.items()):
+            fold(key, region, total / n, n * factor)
             if i % CHUNK == CHUNK - 1:
                 time.sleep(0)
         self.samples += samples
