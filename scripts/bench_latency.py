@@ -120,22 +120,29 @@ def bench_miss(args: argparse.Namespace) -> dict[str, Any]:
     view = table.view(now)
     queries = [ecs_query(n) for n in networks]
     out: dict[str, Any] = {"queries": len(queries), "latency_keys": view.keys}
-    for rule in ("latency", "nearest"):
-        zone = load_zone_text(ZONE.replace("RULE", rule), "example.com.yaml")
-        world = World.create(build_snapshot([zone], 1), geo=GeoLocator(raw),
-                             rng=random.Random(1), latency=view)
-        started = time.perf_counter()
-        for q in queries:
-            resolve(q, "127.0.0.1", world)
-        out[f"{rule}_miss_us_per_query"] = round(
-            (time.perf_counter() - started) / len(queries) * 1e6, 2)
-        repeat = queries[0]
-        resolve(repeat, "127.0.0.1", world)
-        started = time.perf_counter()
-        for _ in range(len(queries)):
+    for network in networks:  # the GeoIP file's pages in memory, for both rules alike
+        raw(network + bytes((4 if len(network) == 3 else 16) - len(network)))
+    # Each rule runs `--rounds` times, alternating, in a fresh world (cold memos);
+    # the best round counts, as the machine may be busy with other work.
+    for _round in range(args.rounds):
+        for rule in ("nearest", "latency"):
+            zone = load_zone_text(ZONE.replace("RULE", rule), "example.com.yaml")
+            world = World.create(build_snapshot([zone], 1), geo=GeoLocator(raw),
+                                 rng=random.Random(1), latency=view)
+            started = time.perf_counter()
+            for q in queries:
+                resolve(q, "127.0.0.1", world)
+            took = round((time.perf_counter() - started) / len(queries) * 1e6, 2)
+            key = f"{rule}_miss_us_per_query"
+            out[key] = min(out.get(key, took), took)
+            repeat = queries[0]
             resolve(repeat, "127.0.0.1", world)
-        out[f"{rule}_hit_us_per_query"] = round(
-            (time.perf_counter() - started) / len(queries) * 1e6, 2)
+            started = time.perf_counter()
+            for _ in range(len(queries)):
+                resolve(repeat, "127.0.0.1", world)
+            took = round((time.perf_counter() - started) / len(queries) * 1e6, 2)
+            key = f"{rule}_hit_us_per_query"
+            out[key] = min(out.get(key, took), took)
     return out
 
 
@@ -304,6 +311,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--qps", type=int, default=20_000)
     parser.add_argument("--sps", type=int, default=50_000)

@@ -21,13 +21,15 @@ POOL_HEALTH_LIMIT = 100_000
 
 
 class RouteContext:
-    __slots__ = ("health", "orderings", "latency", "_pool_health")
+    __slots__ = ("health", "orderings", "latency", "candidates", "_pool_health")
 
     def __init__(self, health: HealthView = ALL_UP,
                  orderings: dict[Any, Any] | None = None,
                  latency: LatencyView = NO_LATENCY) -> None:
         self.health = health
         self.latency = latency
+        # latency rule -> its pools with a healthy chain (depends on health alone)
+        self.candidates: dict[Any, Any] = {}
         # (rule, lat, lon) -> pools nearest first; shared by the worlds of a snapshot
         self.orderings: dict[Any, Any] = orderings if orderings is not None else {}
         self._pool_health: dict[CompiledPool, PoolHealth] = {}
@@ -36,6 +38,7 @@ class RouteContext:
         """The same health (and the pool health derived from it) with a new latency view."""
         ctx = RouteContext(self.health, self.orderings, latency)
         ctx._pool_health = self._pool_health
+        ctx.candidates = self.candidates
         return ctx
 
     def pool_health(self, pool: CompiledPool) -> PoolHealth:

@@ -33,11 +33,13 @@ at the source prefix.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 from geostream_dns.core.client import ClientNet
 from geostream_dns.core.latency import (
     PROBE_KEY,
+    SHARDS,
     V4_NET_BYTES,
     V4_PARENT_BYTES,
     V6_NET_BYTES,
@@ -53,6 +55,7 @@ from geostream_dns.core.route.pools import CompiledPool
 from geostream_dns.core.route.rule import Verdict, step
 
 _INF = float("inf")
+_MASK = SHARDS - 1
 
 
 def client_keys(net: ClientNet) -> tuple[LatencyKey, ...]:
@@ -118,59 +121,82 @@ class LatencyMatcher:
         self.regions = tuple(p.region or "" for p in self.pools)
         self.min_samples = rule.min_samples
         self.nearest = NearestMatcher(index, NearestRule(rule.pools, (), rule.line), pools)
+        self.every = tuple(range(len(self.pools)))
+        self.every_region = frozenset(self.regions)
 
     # -- the query path ----------------------------------------------------
 
     def match(self, net: ClientNet, ctx: RouteContext) -> Verdict:
         view = ctx.latency
         scope = latency_scope(net, view)
-        healthy = []
-        for i, pool in enumerate(self.pools):
-            answering = ctx.first_healthy(pool)
-            if answering is not None:
-                healthy.append(i)
+        healthy, wanted = self._candidates(ctx)
         if view.keys:
-            candidates = healthy or range(len(self.pools))
-            best = self.choose(client_keys(net), candidates, view)[0]
+            best = self.choose(client_keys(net), healthy or self.every, view,
+                               wanted if healthy else self.every_region)[0]
             if best is not None:
                 pool = self.pools[best]
                 return (True, scope, pool, ctx.first_healthy(pool) if healthy else None)
         verdict = self.nearest.match(net, ctx)
         return (True, scope, verdict[2], verdict[3])
 
-    def choose(self, keys: tuple[LatencyKey, ...], candidates: Any,
-               view: LatencyView) -> tuple[int | None, int, tuple[LatencyKey, ...]]:
+    def _candidates(self, ctx: RouteContext) -> tuple[tuple[int, ...], frozenset[str]]:
+        """The listed pools whose chain is healthy, and their regions (kept per context)."""
+        known = ctx.candidates.get(self)
+        if known is None:
+            healthy = tuple(i for i, pool in enumerate(self.pools)
+                            if ctx.first_healthy(pool) is not None)
+            known = (healthy, frozenset(self.regions[i] for i in healthy))
+            ctx.candidates[self] = known
+        return known
+
+    def choose(self, keys: tuple[LatencyKey, ...], candidates: Sequence[int],
+               view: LatencyView, wanted: frozenset[str] | None = None,
+               ) -> tuple[int | None, int, tuple[LatencyKey, ...]]:
         """(index of the chosen pool or None, index into `levels` of the key used,
         the levels consulted): see the module doc."""
         threshold = self.min_samples / view.scale if view.scale > 0 else _INF
         regions = self.regions
-        wanted = {regions[i] for i in candidates}
+        if wanted is None:
+            wanted = frozenset(regions[i] for i in candidates)
+        shards = view.shards
         levels: tuple[LatencyKey, ...] = keys
         start = -1
         for level, key in enumerate(keys):
-            entry = view.entry(key)
-            if entry is not None and any(w >= threshold and r in wanted for r, _m, w in entry):
-                start = level
-                break
+            entry = shards[hash(key) & _MASK].get(key)
+            if entry is not None:
+                for r, _m, w in entry:
+                    if w >= threshold and r in wanted:
+                        start = level
+                        break
+                if start >= 0:
+                    break
         if start < 0:
-            entry = view.entry(PROBE_KEY)
-            if entry is None or not any(w >= threshold and r in wanted for r, _m, w in entry):
+            entry = shards[hash(PROBE_KEY) & _MASK].get(PROBE_KEY)
+            for r, _m, w in entry or ():
+                if w >= threshold and r in wanted:
+                    start = 0
+                    break
+            if start < 0:
                 return None, -1, keys
-            levels, start = (PROBE_KEY,), 0
-        entries = [view.entry(key) for key in levels[start:]]
+            levels = (PROBE_KEY,)
+        entries = [shards[hash(key) & _MASK].get(key) for key in levels[start:]]
         best: int | None = None
         best_ms = _INF
         bias = self.bias
         for i in candidates:
             region = regions[i]
+            found = False
             for entry in entries:
                 if entry is None:
                     continue
-                ms = next((m for r, m, w in entry if r == region and w >= threshold), None)
-                if ms is not None:
-                    ms += bias[i]
-                    if ms < best_ms:
-                        best, best_ms = i, ms
+                for r, m, w in entry:
+                    if r == region and w >= threshold:
+                        ms = m + bias[i]
+                        if ms < best_ms:
+                            best, best_ms = i, ms
+                        found = True
+                        break
+                if found:
                     break
         return best, start, levels
 
@@ -182,8 +208,8 @@ class LatencyMatcher:
     def describe(self, net: ClientNet, ctx: RouteContext, verdict: Verdict) -> dict[str, Any]:
         view = ctx.latency
         keys = client_keys(net)
-        healthy = [i for i, p in enumerate(self.pools) if ctx.first_healthy(p) is not None]
-        candidates = healthy or list(range(len(self.pools)))
+        healthy = list(self._candidates(ctx)[0])
+        candidates = healthy or list(self.every)
         best, start, levels = (self.choose(keys, candidates, view) if view.keys
                                else (None, -1, keys))
         used = levels[start] if best is not None else None
