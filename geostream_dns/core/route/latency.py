@@ -9,7 +9,7 @@ that long — then its GeoIP subdivision, country and continent. Among the
 listed pools whose chain has a healthy value (the candidates):
 
 1. the key used is the most specific one where at least one candidate's
-   region has `min_samples` samples;
+   region has `min_samples` samples (decayed counts rounded to whole samples);
 2. each candidate's latency is its mean at that key, or, where it has too
    few samples there, at the next key where it has enough; a candidate with
    no data at any key from there on is skipped;
@@ -120,6 +120,8 @@ class LatencyMatcher:
         self.bias = tuple(float(bias.get(p, 0.0)) for p in rule.pools)
         self.regions = tuple(p.region or "" for p in self.pools)
         self.min_samples = rule.min_samples
+        # decayed counts are rounded: ten samples a minute old still count as ten
+        self.enough = rule.min_samples - 0.5
         self.nearest = NearestMatcher(index, NearestRule(rule.pools, (), rule.line), pools)
         self.every = tuple(range(len(self.pools)))
         self.every_region = frozenset(self.regions)
@@ -154,7 +156,7 @@ class LatencyMatcher:
                ) -> tuple[int | None, int, tuple[LatencyKey, ...]]:
         """(index of the chosen pool or None, index into `levels` of the key used,
         the levels consulted): see the module doc."""
-        threshold = self.min_samples / view.scale if view.scale > 0 else _INF
+        threshold = self.enough / view.scale if view.scale > 0 else _INF
         regions = self.regions
         if wanted is None:
             wanted = frozenset(regions[i] for i in candidates)
@@ -223,7 +225,7 @@ class LatencyMatcher:
                     evidence.append({"key": key_text(key), "level": key_level(key),
                                      "rtt_ms": round(stats[0], 2),
                                      "samples": round(stats[1], 1),
-                                     "enough": stats[1] >= self.min_samples})
+                                     "enough": stats[1] >= self.enough})
             row: dict[str, Any] = {"pool": pool.name, "region": region,
                                    "bias_ms": self.bias[i],
                                    "chain_healthy": i in healthy, "evidence": evidence}
@@ -234,7 +236,7 @@ class LatencyMatcher:
             else:
                 for key in levels[start:]:
                     stats = view.region_stats(key, region)
-                    if stats is not None and stats[1] >= self.min_samples:
+                    if stats is not None and stats[1] >= self.enough:
                         row.update(key_used=key_text(key), rtt_ms=round(stats[0], 2),
                                    samples=round(stats[1], 1),
                                    score_ms=round(stats[0] + self.bias[i], 2))
