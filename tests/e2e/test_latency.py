@@ -217,3 +217,14 @@ def test_a_fleet_shares_measurements_through_redis(serve: Callable[..., ServerPr
     regions = {m["key"]: m["regions"] for m in known["measurements"]}[VIRGINIA_NET]
     assert sorted(r["region"] for r in regions) == ["ap", "eu"]
     assert all(4.9 < r["samples"] <= 5.0 for r in regions), regions  # none counted twice
+
+
+def test_every_worker_follows_the_measurements(serve: Callable[..., ServerProcess]) -> None:
+    server = serve(args=("--workers", "2"))
+    assert post(server, batch("ap", 4))[0] == 200
+
+    def all_workers_agree() -> bool:
+        # SO_REUSEPORT spreads queries (by source port) over both workers
+        return all(ask(server, "192.0.2.1/32")[0] == {AP} for _ in range(20))
+
+    assert wait_for(all_workers_agree, 15.0, step=0.5) is not None
