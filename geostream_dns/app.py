@@ -30,6 +30,7 @@ from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
 from geostream_dns.adapters.latency import LatencyService, LatencyTable
 from geostream_dns.adapters.latency_input import Row
 from geostream_dns.adapters.latency_share import LatencyShare
+from geostream_dns.adapters.latency_worker import LatencyWorker
 from geostream_dns.adapters.probes import prober_for
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.adapters.stats import QueryStats, StatsFiles
@@ -95,7 +96,7 @@ class App:
             checkpoint=settings.state_dir / "latency.json.gz" if worker == 0 else None)
         if settings.workers > 1 and worker == 0:
             self.latency.save_every = WORKER_CHECKPOINT_EVERY
-        self.latency_geo = GeoLocator(raw_lookup(self.geoip))  # the ingest side's own memo
+        self.latency_worker = LatencyWorker(settings.geoip)  # checks and sums batches
         self.latency_share: LatencyShare | None = None
         if self.link is not None and not settings.probe_only:
             self.latency_share = LatencyShare(self.link, self.latency, settings.server_id)
@@ -309,6 +310,8 @@ class App:
         self.latency.start(asyncio.get_running_loop())
         if self.latency_share is not None:
             self.latency_share.start()
+        if self.settings.http is not None:
+            self.latency_worker.start()
         if self.fleet is not None:
             # The fleet's verdicts before the first answer: a new server never
             # starts from "everything up" where the fleet knows better.
@@ -354,6 +357,7 @@ class App:
         if self.latency_share is not None:
             await asyncio.to_thread(self.latency_share.stop)
         await asyncio.to_thread(self.latency.stop)
+        self.latency_worker.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:

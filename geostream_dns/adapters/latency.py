@@ -40,7 +40,7 @@ from typing import Any
 import structlog
 
 from geostream_dns.adapters.files import atomic_write_bytes
-from geostream_dns.adapters.latency_input import Row
+from geostream_dns.adapters.latency_input import Row, _key_of, _key_text, encode_rows
 from geostream_dns.core.latency import (
     SHARDS,
     Entry,
@@ -65,18 +65,11 @@ QUEUE_BATCHES = 10_000
 
 def encode_key(key: LatencyKey) -> str:
     """A key as text for checkpoints and the fleet's stream: `#` + hex for networks."""
-    return "#" + key.hex() if isinstance(key, bytes) else key
+    return _key_text(key)
 
 
 def decode_key(text: str) -> LatencyKey:
-    if text.startswith("#"):
-        raw = bytes.fromhex(text[1:])
-        if len(raw) not in (3, 6):
-            raise ValueError(f"bad network key {text!r}")
-        return raw
-    if not text or len(text) > 16:
-        raise ValueError(f"bad key {text!r}")
-    return text
+    return _key_of(text)
 
 
 class LatencyTable:
@@ -144,6 +137,15 @@ class LatencyTable:
                 time.sleep(0)
         self.samples += samples
         return samples
+
+    def add_sums(self, sums: Iterable[tuple[LatencyKey, str, float, float]], at: float) -> None:
+        """Fold in a batch already summed per (key, region): (key, region, mean, samples)."""
+        factor = self.factor(at)
+        fold = self._fold
+        for i, (key, region, mean, n) in enumerate(sums):
+            fold(key, region, mean, n * factor)
+            if i % CHUNK == CHUNK - 1:
+                time.sleep(0)
 
     def _fold(self, key: LatencyKey, region: str, rtt_ms: float, weight: float) -> None:
         index = shard_of(key)
@@ -310,7 +312,7 @@ class LatencyService:
         self.save_every = CHECKPOINT_EVERY
         self.view: LatencyView | None = None
         self.last_publish = 0.0
-        self.on_rows: Callable[[list[Row], float], None] | None = None
+        self.on_share: Callable[[bytes, float], None] | None = None  # to the fleet
         self.saver: Callable[[list[bytes]], None] | None = None  # the fleet's checkpoint
         self.stream_id: str | None = None  # the newest fleet stream entry applied
         self.changed_since_save = False
@@ -367,6 +369,19 @@ class LatencyService:
             return False
         return True
 
+    def submit_sums(self, sums: list[tuple[LatencyKey, str, float, float]], samples: int,
+                    at: float | None = None, source: str = "api",
+                    shared: bytes | None = None) -> bool:
+        """Queue a batch summed per (key, region) elsewhere (`latency_worker`), with its
+        rows encoded for the fleet (`shared`); False if the queue is full."""
+        try:
+            self.queue.put_nowait(("sums", sums, samples, self.clock() if at is None else at,
+                                   source, shared))
+        except queue.Full:
+            self.dropped_batches += 1
+            return False
+        return True
+
     def note_stream(self, stream_id: str) -> None:
         """A fleet stream entry that needs nothing applied (this server's own)."""
         try:
@@ -403,15 +418,26 @@ class LatencyService:
                 continue
             if isinstance(item, tuple) and item[0] == "stream":
                 self.stream_id = item[1]
+            elif isinstance(item, tuple) and item[0] == "sums":
+                _, sums, samples, at, source, shared = item
+                table.add_sums(sums, at)
+                table.samples += samples
+                self.samples_by_source[source] = self.samples_by_source.get(source, 0) + samples
+                self.changed_since_save = True
+                if shared is not None and self.on_share is not None:
+                    try:
+                        self.on_share(shared, at)
+                    except Exception:  # noqa: BLE001 - sharing must never stop ingest
+                        log.exception("latency.share_failed")
             elif item is not False:
                 rows, at, source, share, stream_id = item
                 self._fold(rows, at, source)
                 self.changed_since_save = True
                 if stream_id is not None:
                     self.stream_id = stream_id
-                if share and self.on_rows is not None:
+                if share and self.on_share is not None:
                     try:
-                        self.on_rows(rows, at)
+                        self.on_share(encode_rows(rows), at)
                     except Exception:  # noqa: BLE001 - sharing must never stop ingest
                         log.exception("latency.share_failed")
             due = time.monotonic() - self.last_publish

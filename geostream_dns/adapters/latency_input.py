@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import json
 import math
 import re
 import socket
@@ -261,3 +262,33 @@ def expand(samples: Iterable[Sample], geo: GeoLocator) -> list[Row]:
             keys = client
         rows.append((keys, s.region, s.rtt_ms, s.count))
     return rows
+
+
+def encode_rows(rows: list[Row]) -> bytes:
+    """Rows as JSON for the fleet's stream (network keys as `#` + hex)."""
+    return json.dumps([[[_key_text(k) for k in keys], region, rtt, count]
+                       for keys, region, rtt, count in rows], separators=(",", ":")).encode()
+
+
+def decode_rows(data: bytes) -> list[Row]:
+    rows: list[Row] = []
+    for i, (keys, region, rtt, count) in enumerate(json.loads(data)):
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            time.sleep(0)
+        rows.append((tuple(_key_of(k) for k in keys), str(region), float(rtt), int(count)))
+    return rows
+
+
+def _key_text(key: LatencyKey) -> str:
+    return "#" + key.hex() if isinstance(key, bytes) else key
+
+
+def _key_of(text: str) -> LatencyKey:
+    if text.startswith("#"):
+        raw = bytes.fromhex(text[1:])
+        if len(raw) not in (3, 6):
+            raise ValueError(f"bad network key {text!r}")
+        return raw
+    if not text or len(text) > 16:
+        raise ValueError(f"bad key {text!r}")
+    return text

@@ -30,10 +30,12 @@ import threading
 import time
 from typing import Any
 
+__all__ = ["LatencyShare", "decode_rows", "encode_rows"]
+
 import structlog
 
-from geostream_dns.adapters.latency import LatencyService, decode_key, encode_key
-from geostream_dns.adapters.latency_input import Row
+from geostream_dns.adapters.latency import LatencyService
+from geostream_dns.adapters.latency_input import decode_rows, encode_rows
 from geostream_dns.adapters.redis_link import REDIS_ERRORS, RedisLink
 
 log = structlog.get_logger("geostream.latency")
@@ -42,20 +44,6 @@ STREAM_MAX = 100_000  # batches kept in the stream (approximately)
 READ_BLOCK_MS = 1000
 READ_COUNT = 50
 CHECKPOINT_EVERY = 60.0
-
-
-def encode_rows(rows: list[Row]) -> bytes:
-    return json.dumps([[[encode_key(k) for k in keys], region, rtt, count]
-                       for keys, region, rtt, count in rows], separators=(",", ":")).encode()
-
-
-def decode_rows(data: bytes) -> list[Row]:
-    rows: list[Row] = []
-    for i, (keys, region, rtt, count) in enumerate(json.loads(data)):
-        if i % 256 == 255:
-            time.sleep(0)
-        rows.append((tuple(decode_key(k) for k in keys), str(region), float(rtt), int(count)))
-    return rows
 
 
 class LatencyShare:
@@ -104,7 +92,7 @@ class LatencyShare:
         return True
 
     def start(self) -> None:
-        self.service.on_rows = self.publish
+        self.service.on_share = self.publish
         self.service.saver = self.save
         self._thread = threading.Thread(target=self._read, name="latency-fleet", daemon=True)
         self._thread.start()
@@ -116,13 +104,13 @@ class LatencyShare:
 
     # -- on the ingest thread ---------------------------------------------------
 
-    def publish(self, rows: list[Row], at: float) -> None:
-        """Append a batch this server took in to the fleet's stream."""
+    def publish(self, data: bytes, at: float) -> None:
+        """Append a batch this server took in (rows, encoded) to the fleet's stream."""
         if not self.link.up and self.failures and time.monotonic() < self._retry_at:
             return
         try:
             self.link.sync_client().xadd(
-                self.stream, {"s": self.server_id, "t": repr(at), "d": encode_rows(rows)},
+                self.stream, {"s": self.server_id, "t": repr(at), "d": data},
                 maxlen=STREAM_MAX, approximate=True)
             self.sent += 1
             self.failures = 0

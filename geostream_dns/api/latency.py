@@ -6,7 +6,10 @@ for the address the request came from, which is what a browser beacon
 wants) or, with `Content-Type: text/csv`, the rows of a CSV file
 (`client,region,rtt_ms,samples`; `?first_line=N` numbers the lines of a
 file sent in parts). A batch is checked whole, off the event loop; any
-problem answers 422 with every problem located and stores nothing.
+problem answers 422 with every problem located and stores nothing. The
+checking, the GeoIP keys and the summing happen in a process of their own
+(`adapters/latency_worker.py`), so a burst of samples does not take the CPU
+answering needs.
 `?dry_run=true` only checks; `?wait=true` answers once the batch is in the
 view queries are routed with.
 """
@@ -17,14 +20,7 @@ import asyncio
 import ipaddress
 from typing import Any
 
-from geostream_dns.adapters.latency_input import (
-    BadInput,
-    Sample,
-    check_batch,
-    check_csv,
-    expand,
-    parse_client,
-)
+from geostream_dns.adapters.latency_input import parse_client
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
 from geostream_dns.core.latency import PROBE_KEY, LatencyKey, geo_keys
 from geostream_dns.core.route.latency import key_level, key_text
@@ -47,33 +43,20 @@ async def post_latency(request: Request) -> Response:
         raise HttpError(400, "first_line must be a line number", [first_text])
     first_line = int(first_text)
     peer = request.client or None
-    body: Any = None
-    if not csv_body:
-        body = request.json()
-
-    def check() -> tuple[list[Sample], list[Any]]:
-        if csv_body:
-            try:
-                text = request.body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadInput([f"line ?: the file is not UTF-8 ({exc})"]) from None
-            samples = check_csv(text, regions, first_line)
-        else:
-            samples = check_batch(body, regions, peer)
-        return samples, ([] if dry_run else expand(samples, app.latency_geo))
-
-    try:
-        samples, rows = await asyncio.to_thread(check)
-    except BadInput as exc:
-        raise HttpError(422, "invalid latency samples", exc.problems) from None
-    total = sum(s.count for s in samples)
+    ok, problems, rows, total, sums, shared = await app.latency_worker.prepare(
+        request.body, csv_body, regions, peer, first_line, dry_run, app.latency_share is not None)
+    if not ok:
+        if problems and problems[0] == "request body is not valid JSON":
+            raise HttpError(400, problems[0], problems[1:])
+        raise HttpError(422, "invalid latency samples", problems)
     if dry_run:
-        return json_response({"accepted": len(samples), "samples": total, "stored": False})
-    if not app.latency.submit(rows, source="csv" if csv_body else "api"):
+        return json_response({"accepted": rows, "samples": total, "stored": False})
+    if not app.latency.submit_sums(sums, total, source="csv" if csv_body else "api",
+                                   shared=shared):
         raise HttpError(503, "latency ingest is busy; retry shortly")
     if wait:
         await asyncio.to_thread(app.latency.flush)
-    return json_response({"accepted": len(samples), "samples": total, "stored": True,
+    return json_response({"accepted": rows, "samples": total, "stored": True,
                           "latency_generation": app.world.latency.generation})
 
 
