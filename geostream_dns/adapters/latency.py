@@ -8,12 +8,13 @@ to a fixed reference time (`epoch`), so folding a sample in touches one
 entry and nothing is rewritten as time passes; the view carries the factor
 that turns stored weights into counts now. The table holds at most
 `max_keys` client keys (`--latency-max-keys`); the least recently measured
-key is dropped first.
+keys are dropped first.
 
 `LatencyService` owns a table and one ingest thread. Batches are queued
 (never processed on the event loop); the thread folds them in, a few
 hundred samples at a time with a GIL yield between, and publishes a new
-immutable `LatencyView` at most every `PUBLISH_EVERY` seconds (only the
+immutable `LatencyView` at most every `PUBLISH_EVERY` seconds (less often
+when copying a big table would take more than a tenth of that; only the
 shards of the table that changed are copied), handing it to the event loop,
 which swaps it into the world with one assignment (`WorldRef.use_latency`).
 A query never waits for any of this.
@@ -33,8 +34,8 @@ import pathlib
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import structlog
@@ -81,7 +82,10 @@ class LatencyTable:
         self.max_keys = max_keys
         self.epoch = time.time() if epoch is None else epoch
         self.shards: list[dict[LatencyKey, Entry]] = [{} for _ in range(SHARDS)]
-        self.recency: OrderedDict[LatencyKey, None] = OrderedDict()  # oldest first
+        # every key, least recently measured first: a plain dict kept in order by
+        # removing and adding a key again when it is measured (half the memory of
+        # an OrderedDict); eviction takes the oldest in batches (see _evict)
+        self.recency: dict[LatencyKey, None] = {}
         self.parents: dict[bytes, int] = {}  # /16 or /32 -> network keys inside it
         self.dirty: set[int] = set(range(SHARDS))
         self.parents_dirty = True
@@ -171,7 +175,9 @@ class LatencyTable:
                     break
             else:
                 shard[key] = (*entry, (region, rtt_ms, weight))
-            self.recency.move_to_end(key)
+            recency = self.recency
+            del recency[key]
+            recency[key] = None
         self.dirty.add(index)
 
     def set_entry(self, key: LatencyKey, entry: Entry) -> None:
@@ -185,15 +191,22 @@ class LatencyTable:
                 self.parents[parent] = self.parents.get(parent, 0) + 1
                 self.parents_dirty = True
         else:
-            self.recency.move_to_end(key)
+            del self.recency[key]
+            self.recency[key] = None
         shard[key] = entry
         self.dirty.add(index)
         if len(self.recency) > self.max_keys:
             self._evict()
 
     def _evict(self) -> None:
-        while len(self.recency) > self.max_keys:
-            key, _ = self.recency.popitem(last=False)
+        """Drop the least recently measured keys: down to 99% of the bound at once,
+        so the scan past the front of `recency` is paid once per batch."""
+        excess = len(self.recency) - self.max_keys
+        if excess <= 0:
+            return
+        batch = excess + self.max_keys // 100
+        for key in list(islice(self.recency, batch)):
+            del self.recency[key]
             index = shard_of(key)
             del self.shards[index][key]
             self.dirty.add(index)
@@ -309,6 +322,7 @@ class LatencyService:
         self.dropped_batches = 0
         self.views = 0
         self.saves = 0
+        self.publish_every = PUBLISH_EVERY
         self.save_every = CHECKPOINT_EVERY
         self.view: LatencyView | None = None
         self.last_publish = 0.0
@@ -400,7 +414,7 @@ class LatencyService:
     def _run(self) -> None:
         while True:
             table = self.table
-            wait = max(0.01, PUBLISH_EVERY - (time.monotonic() - self.last_publish))
+            wait = max(0.01, self.publish_every - (time.monotonic() - self.last_publish))
             if not table.dirty:
                 wait = min(REPUBLISH_EVERY, self.save_every)
             try:
@@ -441,7 +455,7 @@ class LatencyService:
                     except Exception:  # noqa: BLE001 - sharing must never stop ingest
                         log.exception("latency.share_failed")
             due = time.monotonic() - self.last_publish
-            if (table.dirty and due >= PUBLISH_EVERY) or due >= REPUBLISH_EVERY:
+            if (table.dirty and due >= self.publish_every) or due >= REPUBLISH_EVERY:
                 self.publish_now()
             if (self.changed_since_save
                     and time.monotonic() - self.last_save >= self.save_every):
@@ -452,8 +466,12 @@ class LatencyService:
         self.samples_by_source[source] = self.samples_by_source.get(source, 0) + n
 
     def publish_now(self) -> None:
+        started = time.perf_counter()
         with self._view_lock:
             view = self.table.view(self.clock())
+        # a big table that changes everywhere costs a copy of every shard per view:
+        # keep that under a tenth of the ingest thread's time
+        self.publish_every = max(PUBLISH_EVERY, 10 * (time.perf_counter() - started))
         self.view = view
         self.views += 1
         self.last_publish = time.monotonic()
