@@ -14,7 +14,7 @@ import dns.edns
 import pytest
 import redis
 
-from tests.support.harness import ServerProcess, run_cli, wait_for
+from tests.support.harness import ServerProcess, free_port, run_cli, wait_for
 from tests.support.zones import write_zone
 
 TOKEN = "latency-test-token"
@@ -228,3 +228,13 @@ def test_every_worker_follows_the_measurements(serve: Callable[..., ServerProces
         return all(ask(server, "192.0.2.1/32")[0] == {AP} for _ in range(20))
 
     assert wait_for(all_workers_agree, 15.0, step=0.5) is not None
+
+
+def test_without_its_redis_a_server_measures_alone(serve: Callable[..., ServerProcess],
+                                                   tmp_path: pathlib.Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = serve(tmp_path / "alone", env={"REDIS_URL": dead},
+                   args=("--server-id", "alone"))
+    assert post(server, batch("eu", 6))[0] == 200
+    assert ask(server, "192.0.2.1/32")[0] == {EU}
+    assert 'geostream_latency_fleet_batches_total{direction="sent"} 0.0' in server.metrics()
