@@ -333,7 +333,6 @@ class LatencyService:
         self.last_save = time.monotonic()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._flushed = threading.Event()
         self._view_lock = threading.Lock()
 
     # -- life cycle ------------------------------------------------------
@@ -364,7 +363,6 @@ class LatencyService:
         if self._thread is None:
             return
         self._stopping = True
-        self._flushed.clear()
         self.queue.put(None)
         self._thread.join(timeout)
         self._thread = None
