@@ -25,7 +25,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV    := .venv-checkov
 CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench bench-dnssec failover-drill fleet-drill fuzz chaos-drill lint clean distclean
+.PHONY: venv run test tools deploy-tools services smoke bench rrl-bench bench-dnssec bench-latency failover-drill fleet-drill fuzz chaos-drill lint clean distclean
 
 ## venv: create .venv (if missing) and install the package with dev extras
 venv: $(STAMP)
@@ -107,6 +107,12 @@ rrl-bench: venv
 bench-dnssec: venv
 	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
 	$(VPY) scripts/bench_dnssec.py $(BENCH_ARGS)
+
+## bench-latency: latency rule miss path, memory for 1M client keys, ingest under dnsperf load
+## (BENCH_LATENCY_ARGS="--seconds 10 --qps 20000 --sps 50000")
+bench-latency: venv
+	@command -v dnsperf >/dev/null 2>&1 || { $(APT_GET) update -qq && $(APT_GET) install -y -qq dnsperf; }
+	$(VPY) scripts/bench_latency.py $(BENCH_LATENCY_ARGS)
 
 ## failover-drill: stop a real HTTP endpoint, time its failover and recovery in DNS answers
 failover-drill: venv

@@ -40,6 +40,10 @@ from geostream_dns.adapters.dnssec_keys import advance_all, make_key_store
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
+from geostream_dns.adapters.latency import LatencyService, LatencyTable
+from geostream_dns.adapters.latency_input import Row
+from geostream_dns.adapters.latency_share import LatencyShare
+from geostream_dns.adapters.latency_worker import LatencyWorker
 from geostream_dns.adapters.probes import prober_for
 from geostream_dns.adapters.query_log import QueryLog
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
@@ -53,6 +57,8 @@ from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import with_externals
 from geostream_dns.core.cookies import SECRET_LEN, Cookies
 from geostream_dns.core.geo import GeoLocator
+from geostream_dns.core.health import HealthKey
+from geostream_dns.core.latency import PROBE_KEY
 from geostream_dns.core.snapshot import Snapshot, label_key
 from geostream_dns.core.world import World, WorldRef
 from geostream_dns.errors import Problem
@@ -67,6 +73,8 @@ PRELOAD = ("geostream_dns.api.http", "geostream_dns.api.explain", "geostream_dns
            "geostream_dns.adapters.prober", "geostream_dns.adapters.metrics",
            "geostream_dns.config.plan", "geostream_dns.config.document",
            "geostream_dns.version", "importlib.metadata", "ctypes", "encodings.idna")
+WORKER_CHECKPOINT_EVERY = 5.0  # seconds: how often --workers see worker 0's latency table
+PROBE_RTT_EVERY = 40  # watcher ticks between readings of the prober's round trips
 DNSSEC_CHECK = 1.0  # seconds between looks at the DNSSEC keys and signature windows
 
 
@@ -130,6 +138,23 @@ class App:
                                           rotation=settings.cookie_rotation, link=self.link,
                                           keeper=worker == 0)
         self.keys = make_key_store(settings.database_url, settings.state_dir)
+        # Latency measurements: an ingest thread folds them into a table and
+        # publishes views into the world. Worker 0 takes them in (HTTP, the
+        # fleet's stream) and keeps the checkpoint; other workers follow it.
+        self.latency = LatencyService(
+            LatencyTable(settings.latency_half_life, settings.latency_max_keys),
+            self.worlds.use_latency,
+            checkpoint=settings.state_dir / "latency.json.gz" if worker == 0 else None)
+        if settings.workers > 1 and worker == 0:
+            self.latency.save_every = WORKER_CHECKPOINT_EVERY
+        # checks and sums batches
+        self.latency_worker = LatencyWorker(settings.geoip, settings.user)
+        self.latency_share: LatencyShare | None = None
+        if self.link is not None and not settings.probe_only:
+            self.latency_share = LatencyShare(self.link, self.latency, settings.server_id)
+        self._probe_regions: dict[HealthKey, tuple[str, ...]] = {}
+        self._probe_seen: dict[HealthKey, float] = {}
+        self._latency_file_stamp: tuple[int, int] | None = None
         self.builder = SnapshotBuilder(
             self.store, AnswerCache(self.link) if self.link is not None else None,
             keys=self.keys)
@@ -245,6 +270,7 @@ class App:
         self.worlds.use_snapshot(snapshot)
         self.alias.want(snapshot.alias_targets)
         self.health.sync(snapshot)
+        self._probe_regions = probe_regions(snapshot)
         self.generation = snapshot.generation
         self.published = True
         # Ready means answering for some zone: with none (an empty folder at
@@ -337,8 +363,71 @@ class App:
                 except Exception:  # noqa: BLE001 - never stop watching
                     log.exception("tick.failed")
             ticks += 1
+            if ticks % PROBE_RTT_EVERY == 0:
+                self._probe_round_trips()
+            if self.worker != 0 and ticks % 4 == 0:
+                await self._follow_latency_file()
             if self.stats_files is not None and self.worker != 0 and ticks % 4 == 0:
                 self._share_stats()
+
+    # -- latency ---------------------------------------------------------
+
+    def _load_latency(self) -> None:
+        """Measurements from before a restart: the fleet's checkpoint and stream,
+        else the state dir's checkpoint (blocking; before the ingest thread runs)."""
+        if self.worker != 0:
+            self._read_latency_file()
+            return
+        if self.latency_share is not None and self.latency_share.load():
+            return
+        self.latency.load()
+        if self.latency_share is not None and not self.link_answered():
+            self.latency_share.last_id = "$"  # the file holds what the stream held
+
+    def link_answered(self) -> bool:
+        return self.link is not None and self.link.up
+
+    def _read_latency_file(self) -> bool:
+        path = self.settings.state_dir / "latency.json.gz"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._latency_file_stamp:
+            return False
+        self._latency_file_stamp = stamp
+        self.latency.checkpoint = path
+        self.latency.table = LatencyTable(self.settings.latency_half_life,
+                                          self.settings.latency_max_keys)
+        self.latency.load()
+        self.latency.checkpoint = None
+        return True
+
+    async def _follow_latency_file(self) -> None:
+        """A worker other than 0: take worker 0's latency table when it is saved."""
+        try:
+            if await asyncio.to_thread(self._read_latency_file):
+                await asyncio.to_thread(self.latency.publish_now)
+        except Exception:  # noqa: BLE001 - keep the latency view we have
+            log.exception("latency.follow_failed")
+
+    def _probe_round_trips(self) -> None:
+        """The prober's latest round trips, as a weak latency signal per region."""
+        prober = self.health.prober
+        if prober is None or not prober.active:
+            return
+        rows: list[Row] = []
+        for key, state in prober.states.items():
+            last, at = state.last, state.last_at
+            regions = self._probe_regions.get(key)
+            if (last is None or at is None or not last.ok or last.latency <= 0 or not regions
+                    or self._probe_seen.get(key) == at):
+                continue
+            self._probe_seen[key] = at
+            rows.extend(((PROBE_KEY,), region, last.latency * 1000.0, 1) for region in regions)
+        if rows:
+            self.latency.submit(rows, source="probe")
 
     # -- life cycle ------------------------------------------------------
 
@@ -377,9 +466,17 @@ class App:
 
     async def start(self) -> None:
         dns_sockets, http_socket = self._bind()
+        if self.settings.http is not None:
+            # the latency checker: started while root may still start a new
+            # interpreter (see adapters/latency_worker.py); it drops by itself
+            self.latency_worker.start()
         if self.settings.user is not None:
             self._drop_privileges(self.settings.user)
         self.health.start()
+        await asyncio.to_thread(self._load_latency)
+        self.latency.start(asyncio.get_running_loop())
+        if self.latency_share is not None:
+            self.latency_share.start()
         if self.fleet is not None:
             # The fleet's verdicts before the first answer: a new server never
             # starts from "everything up" where the fleet knows better.
@@ -449,6 +546,10 @@ class App:
         self.health.stop()
         self.alias.stop()
         self.cookie_secret.stop()
+        if self.latency_share is not None:
+            await asyncio.to_thread(self.latency_share.stop)
+        await asyncio.to_thread(self.latency.stop)
+        self.latency_worker.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:
@@ -456,3 +557,20 @@ class App:
         if self.query_log is not None:
             self.query_log.close()  # what is buffered is written
         log.info("server.stopped")
+
+
+def probe_regions(snapshot: Snapshot) -> dict[HealthKey, tuple[str, ...]]:
+    """Each probed target and the regions of the pools it is a value of."""
+    out: dict[HealthKey, set[str]] = {}
+    for tree in snapshot.zones.values():
+        for node in tree.nodes.values():
+            for data in node.values():
+                if data.router is None:
+                    continue
+                for pool in data.router.pools.values():
+                    if pool.region is None:
+                        continue
+                    for value in pool.values:
+                        if value.health_key is not None:
+                            out.setdefault(value.health_key, set()).add(pool.region)
+    return {key: tuple(sorted(regions)) for key, regions in out.items()}

@@ -12,11 +12,17 @@ def atomic_write_text(path: pathlib.Path, text: str, *, durable: bool = True,
     """Write `text` to `path` through a temporary file in the same folder and
     `os.replace`. `durable` also fsyncs the file and the folder, so the new
     content survives a crash right after the call."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable, mode=mode)
+
+
+def atomic_write_bytes(path: pathlib.Path, data: bytes, *, durable: bool = True,
+                       mode: int | None = None) -> None:
+    """`atomic_write_text` for bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
             if durable:
                 out.flush()
                 os.fsync(out.fileno())

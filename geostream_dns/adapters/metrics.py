@@ -417,6 +417,44 @@ def dnssec_metrics(app: App) -> Iterator[Metric]:
         "for routed variants and denials signed when first asked).", value=made)
 
 
+def latency_metrics(app: App) -> Iterator[Metric]:
+    """Latency measurements: the table's size and bound, samples taken in, views."""
+    service = getattr(app, "latency", None)
+    if service is None:
+        return
+    table = service.table
+    yield GaugeMetricFamily("geostream_latency_keys",
+                            "Client keys (networks and GeoIP places) with latency data.",
+                            value=len(table))
+    yield GaugeMetricFamily("geostream_latency_keys_max",
+                            "Client keys the latency table holds at most.",
+                            value=table.max_keys)
+    yield CounterMetricFamily("geostream_latency_evicted",
+                              "Client keys dropped (least recently measured first) to stay "
+                              "within the bound.", value=table.evicted)
+    samples = CounterMetricFamily("geostream_latency_samples",
+                                  "Latency samples taken in, by source (api, csv, probe, "
+                                  "fleet).", labels=["source"])
+    for source in ("api", "csv", "probe", "fleet"):
+        samples.add_metric([source], service.samples_by_source.get(source, 0))
+    yield samples
+    yield CounterMetricFamily("geostream_latency_batches_dropped",
+                              "Batches refused because the ingest queue was full.",
+                              value=service.dropped_batches)
+    view = app.world.latency
+    yield GaugeMetricFamily("geostream_latency_view_generation",
+                            "Generation of the latency view answers are routed with.",
+                            value=view.generation)
+    share = getattr(app, "latency_share", None)
+    if share is not None:
+        shared = CounterMetricFamily("geostream_latency_fleet_batches",
+                                     "Latency batches written to and read from the fleet's "
+                                     "Redis stream.", labels=["direction"])
+        shared.add_metric(["sent"], share.sent)
+        shared.add_metric(["received"], share.received)
+        yield shared
+
+
 def _info(version: str) -> Metric:
     info = GaugeMetricFamily("geostream_build_info", "The GeoStream DNS version running (1).",
                              labels=["version"])
@@ -426,7 +464,8 @@ def _info(version: str) -> Metric:
 
 DEFAULT_SOURCES: tuple[MetricSource, ...] = (query_metrics, config_metrics, health_metrics,
                                              store_metrics, fleet_metrics, alias_metrics,
-                                             dnssec_metrics)
+                                             dnssec_metrics,
+                                             latency_metrics)
 
 
 class AppCollector:

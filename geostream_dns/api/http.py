@@ -414,6 +414,7 @@ def default_router(registry: CollectorRegistry) -> Router:
     from geostream_dns.api import explain as explain_routes
     from geostream_dns.api import fleet as fleet_routes
     from geostream_dns.api import health as health_routes
+    from geostream_dns.api import latency as latency_routes
     from geostream_dns.api import openapi
     from geostream_dns.api import zones as zone_routes
 
@@ -422,6 +423,7 @@ def default_router(registry: CollectorRegistry) -> Router:
     explain_routes.register(router)
     fleet_routes.register(router)
     health_routes.register(router)
+    latency_routes.register(router)
     openapi.register(router)
     return router
 

@@ -130,6 +130,26 @@ def document(version: str) -> dict[str, Any]:
                                 "schema": {"type": "integer", "minimum": 0}}],
                 "responses": {"200": _json("status, servers, lagging"),
                               **_errors(400, 503)}}},
+            "/v1/latency": {
+                "get": {"summary": "what this server knows of a client's round trips: each "
+                                   "key (network, subdivision, country, continent, probes) "
+                                   "with each region's mean and sample count",
+                        "parameters": [{"name": "client", "in": "query", "required": True,
+                                        "description": "a prefix, an address or a geo code",
+                                        "schema": {"type": "string"}}],
+                        "responses": {"200": _json("keys and measurements"), **_errors(400)}},
+                "post": {"summary": "add latency samples: JSON {\"samples\": [{\"client\", "
+                                    "\"region\", \"rtt_ms\", \"samples\"}]} or a CSV "
+                                    "file (Content-Type: text/csv); all or nothing", **write,
+                         "parameters": [
+                             {"name": n, "in": "query", "required": False,
+                              "schema": {"type": "string"}}
+                             for n in ("dry_run", "wait", "first_line")],
+                         "responses": {"200": _json("accepted and stored"),
+                                       "422": _json("invalid samples: located problems",
+                                                    ERROR),
+                                       **_errors(400, 401, 403, 503)}},
+            },
             "/v1/regions": {"get": {"summary": "regions with their drain state",
                                     "responses": {"200": _json("regions")}}},
             "/v1/regions/{region}/drain": {

@@ -26,10 +26,62 @@ def register(sub: Any) -> None:
                         "unresolved (the running server's GET /v1/explain shows what it "
                         "resolved)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="ask the running server at this HTTP endpoint instead (its health, "
+                        "drains and latency measurements)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="read latency measurements from this state dir's checkpoint "
+                        "(GEOSTREAM_STATE_DIR, default .geostream-state)")
     p.set_defaults(func=run)
 
 
+def _from_server(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from geostream_dns.core.route.explain import format_text
+
+    query = {"name": args.name, "type": args.type, "client": args.client}
+    if args.ecs:
+        query["ecs"] = args.ecs
+    url = f"http://{args.http}/v1/explain?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            error = exc.reason
+        print(f"geostream-dns explain: {exc.code} {error}", file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"geostream-dns explain: cannot reach the server at {args.http}: {exc}",
+              file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else format_text(result))
+    return 0
+
+
+def _latency_view(state_dir: pathlib.Path) -> Any:
+    """The latency view of a state dir's checkpoint (empty without one)."""
+    import time
+
+    from geostream_dns.adapters.latency import LatencyService, LatencyTable
+    from geostream_dns.core.latency import NO_LATENCY
+
+    path = state_dir / "latency.json.gz"
+    if not path.exists():
+        return NO_LATENCY
+    service = LatencyService(LatencyTable(), lambda view: None, checkpoint=path)
+    service.load()
+    return service.table.view(time.time())
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.http:
+        return _from_server(args)
     from geostream_dns.adapters.geoip import GeoIPError, open_reader, raw_lookup
     from geostream_dns.config.loader import load_zones_dir
     from geostream_dns.core.build import build_snapshot
@@ -55,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"geostream-dns explain: {exc}", file=sys.stderr)
             return 2
-    world = World.create(snapshot, geo=GeoLocator(raw_lookup(reader)))
+    state_dir = pathlib.Path(args.state_dir or os.environ.get("GEOSTREAM_STATE_DIR")
+                             or ".geostream-state")
+    world = World.create(snapshot, geo=GeoLocator(raw_lookup(reader)),
+                         latency=_latency_view(state_dir))
     try:
         result = explain(world, args.name, args.type, args.client, args.ecs)
     except ExplainError as exc:

@@ -9,7 +9,7 @@ import sys
 # Command modules in the order `--help` lists them. Each module defines
 # `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 COMMANDS = ("serve", "check", "plan", "apply", "history", "rollback", "export", "migrate",
-            "importer", "explain", "drain", "servers", "dnssec")
+            "importer", "explain", "drain", "servers", "dnssec", "latency")
 
 
 def build_parser() -> argparse.ArgumentParser:

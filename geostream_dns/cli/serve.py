@@ -90,6 +90,12 @@ def register(sub: Any) -> None:
     p.add_argument("--query-log-sample", type=int, default=None, metavar="N",
                    help="log one query in N (GEOSTREAM_QUERY_LOG_SAMPLE, default 1: every "
                         "query)")
+    p.add_argument("--latency-half-life", type=float, default=None, metavar="SECONDS",
+                   help="latency measurements this old count half (GEOSTREAM_LATENCY_HALF_LIFE, "
+                        "default 3600)")
+    p.add_argument("--latency-max-keys", type=int, default=None, metavar="N",
+                   help="client keys the latency table holds at most; the least recently "
+                        "measured go first (GEOSTREAM_LATENCY_MAX_KEYS, default 1000000)")
     p.set_defaults(func=run)
 
 
@@ -156,6 +162,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         query_log_sample=_positive("--query-log-sample", args.query_log_sample
                                    if args.query_log_sample is not None
                                    else env.get("GEOSTREAM_QUERY_LOG_SAMPLE") or 1),
+        latency_half_life=_above_zero(
+            "--latency-half-life", getattr(args, "latency_half_life", None)
+            or float(env.get("GEOSTREAM_LATENCY_HALF_LIFE") or 3600)),
+        latency_max_keys=int(_above_zero(
+            "--latency-max-keys", getattr(args, "latency_max_keys", None)
+            or int(env.get("GEOSTREAM_LATENCY_MAX_KEYS") or 1_000_000))),
     )
 
 
@@ -167,6 +179,12 @@ def _positive(option: str, value: object) -> int:
     if number < 1:
         raise ValueError(f"{option}: must be 1 or more, got {number}")
     return number
+
+
+def _above_zero(option: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{option} must be more than 0, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,8 +31,10 @@ import yaml
 
 from geostream_dns.config.values import rdata_value
 from geostream_dns.core.model import (
+    DEFAULT_MIN_SAMPLES,
     GeosRule,
     HealthCheck,
+    LatencyRule,
     NearestRule,
     Routing,
     Rule,
@@ -225,6 +227,13 @@ def _rule(rule: Rule) -> Document:
         if rule.bias:
             out["bias"] = {name: _number(km) for name, km in sorted(rule.bias)}
         return out
+    if isinstance(rule, LatencyRule):
+        doc: Document = {"latency": list(rule.pools)}
+        if rule.bias:
+            doc["bias"] = {name: _number(ms) for name, ms in sorted(rule.bias)}
+        if rule.min_samples != DEFAULT_MIN_SAMPLES:
+            doc["min_samples"] = rule.min_samples
+        return doc
     return {"pool": rule.pool}
 
 

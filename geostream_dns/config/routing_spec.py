@@ -29,9 +29,11 @@ from geostream_dns.config.fields import (
 from geostream_dns.config.values import build_rdata
 from geostream_dns.config.yamlpos import PosDict
 from geostream_dns.core.model import (
+    DEFAULT_MIN_SAMPLES,
     CatchAllRule,
     GeosRule,
     IPNetwork,
+    LatencyRule,
     NearestRule,
     Pool,
     PoolValue,
@@ -43,7 +45,9 @@ from geostream_dns.core.model import (
 
 CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 _GEO = re.compile(r"^([A-Z]{2})(?:-([A-Z]{2})(?:-([A-Z0-9]{1,3}))?)?$")
-CONDITIONS = ("geos", "subnets", "nearest")
+CONDITIONS = ("geos", "subnets", "nearest", "latency")
+CHOOSERS = ("nearest", "latency")  # rules that choose among their listed pools
+MIN_SAMPLES_MAX = 1_000_000
 
 
 def parse_routing(
@@ -246,13 +250,14 @@ def _rules(
             line,
             path,
             "a routed record without values must end with a rule that matches every client "
-            "(a nearest rule or a rule without a condition)",
+            "(a nearest or latency rule, or a rule without a condition)",
         )
     return rules
 
 
 def _matches_everyone(rule: Any) -> bool:
-    """A nearest rule or a rule without a condition (judged as written, valid or not)."""
+    """A nearest or latency rule or a rule without a condition (judged as written,
+    valid or not)."""
     return isinstance(rule, PosDict) and "geos" not in rule and "subnets" not in rule
 
 
@@ -263,38 +268,51 @@ def _rule(
     m = as_map(ck, value, line, path)
     if m is None:
         return None
-    check_keys(ck, m, path, (*CONDITIONS, "bias", "pool"))
+    check_keys(ck, m, path, (*CONDITIONS, "bias", "min_samples", "pool"))
     given = [c for c in CONDITIONS if c in m]
     if len(given) > 1:
         ck.add(line, path, f"a rule has at most one condition, got {' and '.join(given)}")
-    nearest = "nearest" in m
+    chooser = next((c for c in CHOOSERS if c in m), None)
     pool: str | None = None
-    if nearest and "pool" in m:
+    if chooser is not None and "pool" in m:
         ck.add(
             m.line_of("pool"),
             join(path, "pool"),
-            "a nearest rule picks among its listed pools; remove pool",
+            f"a {chooser} rule picks among its listed pools; remove pool",
         )
     elif "pool" in m:
         pool = as_str(ck, m["pool"], m.line_of("pool"), join(path, "pool"))
         if pool is not None and pool not in pool_names:
             ck.add(m.line_of("pool"), join(path, "pool"), f'unknown pool "{pool}"')
-    elif not nearest:
+    elif chooser is None:
         ck.add(line, join(path, "pool"), "missing required key")
     geos = _geos(ck, m, path) if "geos" in m else ()
     subnets = _subnets(ck, m, path) if "subnets" in m else ()
-    near = _nearest(ck, m, path, pool_names, pools) if nearest else ()
+    listed = _listed(ck, m, chooser, path, pool_names, pools) if chooser is not None else ()
+    if chooser is not None and not listed and len(ck.problems) == before:
+        ck.add(m.line_of(chooser), join(path, chooser), "must list at least one pool")
     bias: tuple[tuple[str, float], ...] = ()
     if "bias" in m:
-        if not nearest:
-            ck.add(m.line_of("bias"), join(path, "bias"), "bias only applies to a nearest rule")
+        if chooser is None:
+            ck.add(m.line_of("bias"), join(path, "bias"),
+                   "bias only applies to a nearest or latency rule")
         else:
-            listed = m["nearest"] if isinstance(m["nearest"], list) else []
-            bias = _bias(ck, m, path, [n for n in listed if isinstance(n, str)])
+            written = m[chooser] if isinstance(m[chooser], list) else []
+            bias = _bias(ck, m, path, chooser, [n for n in written if isinstance(n, str)])
+    min_samples = DEFAULT_MIN_SAMPLES
+    if "min_samples" in m:
+        mline, mpath = m.line_of("min_samples"), join(path, "min_samples")
+        if chooser != "latency":
+            ck.add(mline, mpath, "min_samples only applies to a latency rule")
+        else:
+            min_samples = as_int(ck, m["min_samples"], mline, mpath, 1,
+                                 MIN_SAMPLES_MAX) or min_samples
     if len(ck.problems) != before:
         return None
-    if near:
-        return NearestRule(near, bias, line)
+    if listed and chooser == "latency":
+        return LatencyRule(listed, bias, min_samples, line)
+    if listed:
+        return NearestRule(listed, bias, line)
     assert pool is not None
     if geos:
         return GeosRule(pool, geos, line)
@@ -347,23 +365,27 @@ def _subnets(ck: Checker, m: PosDict, path: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def _nearest(
-    ck: Checker, m: PosDict, path: str, pool_names: list[str], pools: dict[str, Pool]
+def _listed(
+    ck: Checker, m: PosDict, chooser: str, path: str, pool_names: list[str],
+    pools: dict[str, Pool]
 ) -> tuple[str, ...]:
+    """The pools a nearest or latency rule chooses among: known, once, with a region."""
     names: list[str] = []
-    for name, iline, ipath in _strings(ck, m, "nearest", path):
+    what = "distance" if chooser == "nearest" else "measured latency"
+    for name, iline, ipath in _strings(ck, m, chooser, path):
         if name not in pool_names:
             ck.add(iline, ipath, f'unknown pool "{name}"')
         elif name in names:
             ck.add(iline, ipath, f'pool "{name}" is listed twice')
         elif name in pools and pools[name].region is None:
-            ck.add(iline, ipath, f'pool "{name}" has no region, so it has no distance')
+            ck.add(iline, ipath, f'pool "{name}" has no region, so it has no {what}')
         else:
             names.append(name)
     return tuple(names)
 
 
-def _bias(ck: Checker, m: PosDict, path: str, near: list[str]) -> tuple[tuple[str, float], ...]:
+def _bias(ck: Checker, m: PosDict, path: str, chooser: str,
+          near: list[str]) -> tuple[tuple[str, float], ...]:
     bpath = join(path, "bias")
     bm = as_map(ck, m["bias"], m.line_of("bias"), bpath)
     out: list[tuple[str, float]] = []
@@ -373,7 +395,7 @@ def _bias(ck: Checker, m: PosDict, path: str, near: list[str]) -> tuple[tuple[st
     for name, km in bm.items():
         kline, kpath = bm.line_of(name), join(bpath, name)
         if name not in near:
-            ck.add(kline, kpath, f"{describe(name)} is not one of this rule's nearest pools")
+            ck.add(kline, kpath, f"{describe(name)} is not one of this rule's {chooser} pools")
             continue
         value = as_number(ck, km, kline, kpath)
         if value is not None:

@@ -146,6 +146,8 @@ class Settings:
     user: str | None = None  # serve --user: drop to this user once the sockets are bound
     query_log: pathlib.Path | None = None  # serve --query-log: one JSON line per sampled query
     query_log_sample: int = 1  # log one query in this many
+    latency_half_life: float = 3600.0  # seconds: a latency sample this old counts half
+    latency_max_keys: int = 1_000_000  # client keys the latency table holds at most
     extra: dict[str, str] = field(default_factory=dict)
 
 

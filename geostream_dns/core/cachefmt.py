@@ -41,6 +41,7 @@ from geostream_dns.core.model import (
     CatchAllRule,
     GeosRule,
     HealthCheck,
+    LatencyRule,
     NearestRule,
     Pool,
     PoolValue,
@@ -176,6 +177,9 @@ def _rule(rule: Rule) -> list[Any]:
         return ["subnets", rule.line, rule.pool, [str(n) for n in rule.subnets]]
     if isinstance(rule, NearestRule):
         return ["nearest", rule.line, list(rule.pools), [list(b) for b in rule.bias]]
+    if isinstance(rule, LatencyRule):
+        return ["latency", rule.line, list(rule.pools), [list(b) for b in rule.bias],
+                rule.min_samples]
     return ["catch-all", rule.line, rule.pool]
 
 
@@ -289,6 +293,9 @@ def _decode_rule(raw: list[Any]) -> Rule:
         return SubnetsRule(raw[2], tuple(ipaddress.ip_network(n) for n in raw[3]), line)
     if kind == "nearest":
         return NearestRule(tuple(raw[2]), tuple((p, float(km)) for p, km in raw[3]), line)
+    if kind == "latency":
+        return LatencyRule(tuple(raw[2]), tuple((p, float(ms)) for p, ms in raw[3]),
+                           int(raw[4]), line)
     if kind == "catch-all":
         return CatchAllRule(raw[2], line)
     raise ValueError(f"unknown rule kind {kind!r}")

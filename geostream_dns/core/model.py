@@ -130,6 +130,19 @@ class NearestRule:
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyRule:
+    """Matches every client: the listed pool with the lowest measured round trip
+    from the client's network (plus ``bias`` ms) whose fallback chain is healthy;
+    without measurements, the nearest such pool."""
+
+    pools: tuple[str, ...]
+    bias: tuple[tuple[str, float], ...] = ()  # (pool, ms) pairs
+    min_samples: int = 10  # DEFAULT_MIN_SAMPLES
+    line: int = 0
+    kind: ClassVar[str] = "latency"
+
+
+@dataclass(frozen=True, slots=True)
 class CatchAllRule:
     """A rule without a condition: matches every client."""
 
@@ -138,7 +151,9 @@ class CatchAllRule:
     kind: ClassVar[str] = "catch-all"
 
 
-Rule = GeosRule | SubnetsRule | NearestRule | CatchAllRule
+DEFAULT_MIN_SAMPLES = 10  # a latency rule's min_samples when it gives none
+
+Rule = GeosRule | SubnetsRule | NearestRule | LatencyRule | CatchAllRule
 
 
 @dataclass(frozen=True, slots=True)

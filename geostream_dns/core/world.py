@@ -1,10 +1,12 @@
-"""The world a query is answered in: one snapshot, one health view, their memos.
+"""The world a query is answered in: one snapshot, one health and latency view, memos.
 
 How this works: everything the resolver reads is one frozen `World` — the
-compiled snapshot, the health view routing obeys, the GeoIP locator, the
+compiled snapshot, the health view routing obeys, the latency view `latency`
+rules read, the GeoIP locator, the
 random source for weighted picks, and the memo tables that belong to them.
 The adapters build a new world off the query path whenever one of those
-changes (a new snapshot, a health verdict, a drain) and publish it with one
+changes (a new snapshot, a health verdict, a drain, a batch of latency
+measurements) and publish it with one
 assignment; a query in flight finishes in the world it started in, and the
 resolver never waits, locks or asks anything while answering.
 
@@ -20,7 +22,7 @@ Memo tables are the only thing the query path changes, and each is bounded:
   holds the ECS option, so it names the client network) to the entry that
   answers it — a routed answer for that network, or a static answer with the
   OPT record to send — and a routed name's question plus source address to
-  that address's answer. It depends on health, so each world has its own, at
+  that address's answer. It depends on health and latency, so each world has its own, at
   most SELECTION_LIMIT entries (cleared when full);
 * `exact` maps a query's bytes after its ID to the reply made for it (UDP and
   TCP): only for answers that hold for every client sending those bytes (a
@@ -38,6 +40,7 @@ from geostream_dns.core.answer import Answer, ByAddress, RoutedName, Shuffled, T
 from geostream_dns.core.cookies import Cookies
 from geostream_dns.core.geo import GeoLocator
 from geostream_dns.core.health import ALL_UP, HealthView
+from geostream_dns.core.latency import NO_LATENCY, LatencyView
 from geostream_dns.core.outcome import Outcome, Outcomes
 from geostream_dns.core.route.context import RouteContext
 from geostream_dns.core.snapshot import EMPTY, Snapshot
@@ -109,30 +112,42 @@ class World:
     # clock it was made in, reply after the ID, outcome): replies to queries with
     # a COOKIE option, kept for the second their server cookie's stamp stays.
     cookied: dict[tuple[bytes, str, bool], tuple[int, bytes, Outcome]]
+    latency: LatencyView = NO_LATENCY
 
     @classmethod
     def create(cls, snapshot: Snapshot = EMPTY, health: HealthView = ALL_UP,
                geo: GeoLocator | None = None, rng: random.Random | None = None,
-               cookies: Cookies | None = None, server_id: bytes = b"") -> World:
+               cookies: Cookies | None = None, server_id: bytes = b"",
+               latency: LatencyView = NO_LATENCY) -> World:
         memo = SnapshotMemo(snapshot)
         rng = rng if rng is not None else random.Random()
         return cls(snapshot, health, geo if geo is not None else GeoLocator(None),
                    rng, memo, memo.answers, memo.routed, {},
-                   RouteContext(health, memo.orderings), {},
+                   RouteContext(health, memo.orderings, latency), {},
                    cookies if cookies is not None else Cookies(rng.randbytes(16)), server_id,
-                   {})
+                   {}, latency)
 
     def with_snapshot(self, snapshot: Snapshot) -> World:
-        """The same health, GeoIP, randomness and identity around a new snapshot."""
+        """The same health, latency, GeoIP, randomness and identity around a new snapshot."""
         return World.create(snapshot, self.health, self.geo, self.rng, self.cookies,
-                            self.server_id)
+                            self.server_id, self.latency)
 
     def with_health(self, health: HealthView) -> World:
         """The same snapshot (and its memos) under a new health view."""
         memo = self.memo
         return World(self.snapshot, health, self.geo, self.rng, memo, memo.answers,
-                     memo.routed, {}, RouteContext(health, memo.orderings), {},
-                     self.cookies, self.server_id, {})
+                     memo.routed, {}, RouteContext(health, memo.orderings, self.latency), {},
+                     self.cookies, self.server_id, {}, self.latency)
+
+    def with_latency(self, latency: LatencyView) -> World:
+        """The same snapshot and health under a new latency view. Per-network
+        selections and exact replies start empty (a `latency` rule may now choose
+        differently); the snapshot's memos and renderings are kept, since they
+        never depend on the client."""
+        memo = self.memo
+        return World(self.snapshot, self.health, self.geo, self.rng, memo, memo.answers,
+                     memo.routed, {}, self.route.with_latency(latency), {}, self.cookies,
+                     self.server_id, {}, latency)
 
     @property
     def generation(self) -> int:
@@ -174,3 +189,6 @@ class WorldRef:
 
     def use_health(self, health: HealthView) -> None:
         self.world = self.world.with_health(health)
+
+    def use_latency(self, latency: LatencyView) -> None:
+        self.world = self.world.with_latency(latency)

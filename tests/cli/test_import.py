@@ -11,7 +11,7 @@ import yaml
 
 from geostream_dns.config.importers import import_bind, import_octodns, import_route53
 from geostream_dns.config.loader import load_zone_data
-from geostream_dns.core.model import RecordSet
+from geostream_dns.core.model import LatencyRule, RecordSet
 from tests.support.harness import run_cli
 
 BIND = """\
@@ -188,10 +188,7 @@ def test_route53(tmp_path: pathlib.Path) -> None:
     lines = ROUTE53["ResourceRecordSets"]
     text = source.read_text().splitlines()
     tp_line = next(i for i, t in enumerate(text, 1) if '"tp.example.net"' in t) - 1
-    lat_line = next(i for i, t in enumerate(text, 1) if '"lat.example.net"' in t) - 1
     assert [str(w) for w in imported.warnings] == [
-        f"{source}:{lat_line}: lat.example.net. A: latency routing becomes a nearest rule over "
-        "the same regions (the nearest healthy region answers)",
         f"{source}:{tp_line}: tp.example.net. A skipped: created by traffic policy instance "
         "tp-1; the export holds no values",
     ]
@@ -208,7 +205,8 @@ def test_route53(tmp_path: pathlib.Path) -> None:
     assert app is not None and app.pools["one"].fallback == "two"
     assert app.pools["one"].values[0].healthcheck == "r53-hc-1"
     lat = got[("lat.example.net.", "A")].routing
-    assert lat is not None and lat.rules[0].kind == "nearest"
+    assert lat is not None and lat.rules[0].kind == "latency"
+    assert lat.rules[0] == LatencyRule(tuple(lat.pools), (), 10, lat.rules[0].line)
     assert {p.region for p in lat.pools.values()} == {"us-east-1", "eu-central-1"}
 
 

@@ -196,8 +196,57 @@ def test_nearest_pool_needs_a_region() -> None:
 
 def test_bias_only_on_nearest() -> None:
     assert routed("    rules: [{pool: us, bias: {us: 10}}]\n") == [
-        at(R + 8, "records.www.routing.rules[0].bias: bias only applies to a nearest rule")
+        at(R + 8,
+           "records.www.routing.rules[0].bias: bias only applies to a nearest or latency rule")
     ]
+
+
+def test_latency_rule_problems() -> None:
+    rules = """\
+    rules:
+      - latency: [us, ap, us]
+        pool: us
+        bias: {eu: 10, us: slow}
+        min_samples: 0
+"""
+    assert routed(rules) == [
+        at(R + 9, 'records.www.routing.rules[0].latency[1]: unknown pool "ap"'),
+        at(R + 9, 'records.www.routing.rules[0].latency[2]: pool "us" is listed twice'),
+        at(R + 10, "records.www.routing.rules[0].pool: a latency rule picks among its listed "
+                   "pools; remove pool"),
+        at(R + 11, 'records.www.routing.rules[0].bias.eu: "eu" is not one of this rule\'s '
+                   "latency pools"),
+        at(R + 11, 'records.www.routing.rules[0].bias.us: expected a number, got "slow"'),
+        at(R + 12, "records.www.routing.rules[0].min_samples: 0 is not in 1..1000000"),
+    ]
+
+
+def test_latency_rule_needs_regions_pools_and_stands_alone() -> None:
+    head = HEAD.replace("us: {region: us, values", "us: {values")
+    assert routed("    rules: [{latency: [us, eu]}]\n", head) == [
+        at(R + 8, 'records.www.routing.rules[0].latency[0]: pool "us" has no region, '
+                  "so it has no measured latency")]
+    assert routed("    rules: [{latency: []}]\n") == [
+        at(R + 8, "records.www.routing.rules[0].latency: must not be empty")]
+    assert routed("    rules: [{pool: us, min_samples: 5}]\n") == [
+        at(R + 8, "records.www.routing.rules[0].min_samples: min_samples only applies to a "
+                  "latency rule")]
+    assert routed("    rules: [{latency: [us], nearest: [eu]}]\n") == [
+        at(R + 8, "records.www.routing.rules[0]: a rule has at most one condition, "
+                  "got nearest and latency")]
+    assert routed("    rules: [{latency: [us]}, {pool: eu}]\n") == [
+        at(R + 8, "records.www.routing.rules[1]: rule after the catch-all rule 0 can never "
+                  "match")]
+
+
+def test_a_latency_rule_loads_into_the_model() -> None:
+    from geostream_dns.core.model import LatencyRule
+
+    zone = load(records(HEAD + "    rules: [{latency: [us, eu], bias: {us: 12.5}, "
+                                "min_samples: 3}]\n"))
+    (rrset,) = [rs for rs in zone.rrsets if rs.routing is not None]
+    assert rrset.routing is not None
+    assert rrset.routing.rules == (LatencyRule(("us", "eu"), (("us", 12.5),), 3, R + 8),)
 
 
 def test_bad_geo_codes() -> None:
@@ -236,7 +285,7 @@ def test_routed_record_without_values_needs_a_catch_all() -> None:
         at(
             R + 7,
             "records.www.routing.rules: a routed record without values must end with a rule "
-            "that matches every client (a nearest rule or a rule without a condition)",
+            "that matches every client (a nearest or latency rule, or a rule without a condition)",
         )
     ]
 

@@ -16,10 +16,12 @@ import pytest
 
 from tests.support.harness import (
     ServerProcess,
+    child_processes,
     finish,
     free_port,
     run_cli,
     wait_until,
+    worker_pids,
 )
 from tests.support.zones import write_zone
 
@@ -75,16 +77,7 @@ def credentials(pid: int) -> dict[str, list[int]]:
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{pid}\n" in status:
-                found.append(int(entry.name))
-    return found
+    return sorted(worker_pids(pid))
 
 
 def start(folder: pathlib.Path, *args: str) -> ServerProcess:
@@ -137,7 +130,17 @@ def test_every_worker_drops(folder: pathlib.Path) -> None:
     try:
         workers = children(server.pid)
         assert len(workers) == 1, workers
-        for pid in (server.pid, *workers):
+        # the latency checker (a process spawned before the drop) drops by itself
+        def checkers() -> list[int]:
+            return [child for child, cmdline in child_processes(server.pid).items()
+                    if b"spawn_main" in cmdline]
+
+        wait_until(lambda: len(checkers()) == 1, 10)
+        [checker] = checkers()
+        # it drops once its interpreter has started (its pool's initializer)
+        uid = pwd.getpwnam(USER).pw_uid
+        wait_until(lambda: credentials(checker)["Uid"] == [uid] * 4, 20)
+        for pid in (server.pid, *workers, checker):
             assert_dropped(pid)
         # the worker writes its line when it gets to it (a loaded machine may be slow)
         wait_until(lambda: len(server.events("privileges.dropped")) == 2, 10)

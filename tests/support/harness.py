@@ -174,6 +174,29 @@ def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.02) ->
     return took
 
 
+def child_processes(pid: int) -> dict[int, bytes]:
+    """pid -> command line of every child of process `pid`."""
+    found: dict[int, bytes] = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            pids = [int(t) for t in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended
+        for child in pids:
+            try:
+                found[child] = pathlib.Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                pass  # gone already
+    return found
+
+
+def worker_pids(pid: int) -> set[int]:
+    """The `--workers` of server process `pid`: its children forked with its own
+    command line (not the latency checker's or multiprocessing's helpers)."""
+    own = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    return {child for child, cmdline in child_processes(pid).items() if cmdline == own}
+
+
 # -- the server ------------------------------------------------------------------------
 
 _RUNNING: set[ServerProcess] = set()

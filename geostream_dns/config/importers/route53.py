@@ -8,7 +8,8 @@ routing policy, converted into a ``routing`` block with one pool per set:
 * weighted: one pool answering one value by weight (weight 0: ``status:
   down``, served only when every other value is down, as Route 53 does);
 * multivalue: one pool answering up to 8 healthy values;
-* latency: a pool per set in its AWS region and a ``nearest`` rule over them;
+* latency: a pool per set in its AWS region and a ``latency`` rule over them
+  (which answers as ``nearest`` until latency measurements arrive);
 * geolocation: a ``geos`` rule per location, most specific first, the
   default location (``*``) last; each pool falls back to the default;
 * geoproximity: a ``nearest`` rule with the sets' regions or coordinates and
@@ -53,9 +54,7 @@ from geostream_dns.core.model import ROUTABLE_TYPES
 POLICY_KEYS = ("Failover", "Weight", "Region", "GeoLocation", "GeoProximityLocation",
                "MultiValueAnswer", "CidrRoutingConfig")
 BIAS_KM = 50  # km of distance that one unit of Route 53 geoproximity bias is taken to be
-# TODO(latency): convert latency policies into `latency` rules once the zone format has
-# them; until then they become `nearest` rules over the same regions (warned about).
-LATENCY_AS = "nearest"
+LATENCY_AS = "latency"  # the rule Route 53 latency records become
 
 
 def import_route53(path: pathlib.Path, zone: str | None = None,
@@ -397,8 +396,6 @@ class _Converter:
             return None
         for pool in pools.values():
             pool["region"] = self._aws_region(str(pool["_set"]["Region"]), pool["_line"])
-        self.draft.warn(line, f"{owner} {rtype}: latency routing becomes a {LATENCY_AS} rule "
-                              "over the same regions (the nearest healthy region answers)")
         return _routing(pools, [{LATENCY_AS: list(pools)}])
 
     def _aws_region(self, name: str, line: int) -> str:

@@ -3,7 +3,8 @@
 Runs the same `lookup`, the same client location (`core.client.client_net`)
 and the same matchers (`Router.select`) as the query path, with a trace list
 each matcher fills through its `describe` method: each rule tried and why it
-matched or not, distances for `nearest`, each pool's values with health and
+matched or not, distances for `nearest`, for `latency` the client key used and
+each pool's latency and sample count (or why it was skipped), each pool's values with health and
 weight, and the fallback hops. The result is plain JSON data;
 `cli/explain.py` prints it for a person and `GET /v1/explain` serves it.
 """
@@ -74,6 +75,7 @@ def explain(world: World, name: str, rtype: str, client: str,
         "located_by": net.located_by(),
         "location": _location_json(net.location),
         "health_generation": health.generation,
+        "latency_generation": world.latency.generation,
         "drained_regions": sorted(health.drained),
     }
     res = lookup(world.snapshot.zone_set, qname, qtype)
@@ -122,6 +124,26 @@ def _alias_json(world: World, target: dns.name.Name) -> dict[str, Any]:
     return out
 
 
+def _latency_lines(latency: dict[str, Any]) -> list[str]:
+    used = latency["key_used"]
+    lines = [f"      client keys: {', '.join(latency['keys']) or 'none'}; key used: "
+             + (f"{used} ({latency['level_used']})" if used else "none")
+             + f"; min_samples {latency['min_samples']}"]
+    for p in latency["pools"]:
+        health = "healthy" if p["chain_healthy"] else "chain down"
+        if "score_ms" in p:
+            what = (f"{p['rtt_ms']:.1f} ms + bias {p['bias_ms']:g} = {p['score_ms']:.1f} ms"
+                    f" ({p['samples']:g} samples at {p['key_used']})")
+        else:
+            what = f"skipped: {p['skipped']}"
+        lines.append(f"      {p['pool']} ({p['region']}, {health}): {what}")
+        for e in p["evidence"]:
+            mark = "" if e["enough"] else " (too few)"
+            lines.append(f"        {e['key']:<24} {e['rtt_ms']:8.1f} ms {e['samples']:10g}"
+                         f" samples{mark}")
+    return lines
+
+
 def format_text(result: dict[str, Any]) -> str:
     """The explain result as a person reads it."""
     q = result["query"]
@@ -153,6 +175,8 @@ def format_text(result: dict[str, Any]) -> str:
                     km = "?" if d["km"] is None else f"{d['km']:,.0f} km"
                     health = "healthy" if d["chain_healthy"] else "chain down"
                     lines.append(f"      {d['pool']}: {km} ({health})")
+                if "latency" in step:
+                    lines.extend(_latency_lines(step["latency"]))
             elif step.get("step") == "pool":
                 state = "healthy" if step["healthy"] else "DOWN"
                 region = f" in {step['region']}" if step["region"] else ""

@@ -1,7 +1,7 @@
 """A routed record compiled for the query path: its rules, pools and own values.
 
 How this works: `Router.select` asks the record's matchers in order (rules
-module by module: `geos`, `subnets`, `nearest`, `catchall`); the first that
+module by module: `geos`, `subnets`, `nearest`, `latency`, `catchall`); the first that
 matches names a pool. That pool hands over down its fallback chain until a
 pool with a healthy value answers. When no rule matches, the record's own
 values answer. When the whole chain is down the answer fails open: the
@@ -31,6 +31,7 @@ from geostream_dns.core.client import ClientNet
 from geostream_dns.core.model import (
     CatchAllRule,
     GeosRule,
+    LatencyRule,
     NearestRule,
     RecordSet,
     Rule,
@@ -40,6 +41,7 @@ from geostream_dns.core.model import (
 from geostream_dns.core.route.catchall import CatchAllMatcher
 from geostream_dns.core.route.context import RouteContext
 from geostream_dns.core.route.geos import GeosMatcher
+from geostream_dns.core.route.latency import LatencyMatcher
 from geostream_dns.core.route.nearest import NearestMatcher
 from geostream_dns.core.route.pools import CompiledPool, PoolHealth, compile_pools
 from geostream_dns.core.route.rule import Matcher
@@ -50,6 +52,7 @@ MATCHERS: dict[type[Any], Callable[[int, Any, dict[str, CompiledPool]], Matcher]
     GeosRule: GeosMatcher,
     SubnetsRule: SubnetsMatcher,
     NearestRule: NearestMatcher,
+    LatencyRule: LatencyMatcher,
     CatchAllRule: CatchAllMatcher,
 }
 

@@ -1,7 +1,8 @@
 """The interface every routing rule kind implements.
 
 How this works: a zone's rules are compiled into matchers, one class per rule
-kind, each in its own module (`geos`, `subnets`, `nearest`, `catchall`). The
+kind, each in its own module (`geos`, `subnets`, `nearest`, `latency`,
+`catchall`). The
 router asks each matcher in order for a `Verdict` about one client network;
 the first that matches names the pool. A verdict also says how many leading
 bits of the client address its outcome depended on, matched or not, so the
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 # (matched, scope, pool, answering): did the rule match; how many leading address
 # bits the verdict depended on; the pool the rule names (before health); and, for
-# rules that choose among several pools with health in mind (nearest), the pool
+# rules that choose among several pools with health in mind (nearest, latency), the pool
 # chosen (None: the first healthy pool of `pool`'s chain). A plain tuple: the
 # query path builds one per rule tried, and a NamedTuple costs several times more.
 Verdict = tuple[bool, int, "CompiledPool | None", "CompiledPool | None"]
