@@ -177,6 +177,7 @@ class Fleet:
             except REDIS_ERRORS as exc:
                 delay = self.link.lost(exc)
                 self._lose_lease()
+                self.on_change()  # health from this server's own prober, at once
             except Exception:  # noqa: BLE001 - the fleet loop must never die
                 log.exception("fleet.beat_failed")
                 delay = BEAT
@@ -211,6 +212,8 @@ class Fleet:
     def _lease_result(self, held: bool) -> None:
         if held != self.leader:
             self.leader = held
+            if held:  # what the site's verdicts in Redis hold is unknown: publish all
+                self.published = {}
             log.info("fleet.lease_taken" if held else "fleet.lease_lost", site=self.site,
                      server=self.server_id)
             self.on_leader(held)
@@ -283,7 +286,10 @@ class Fleet:
                     if message is not None:
                         await self._heard(_text(message.get("data", b"")))
             except REDIS_ERRORS as exc:
-                await asyncio.sleep(self.link.lost(exc))
+                delay = self.link.lost(exc)
+                self._lose_lease()
+                self.on_change()
+                await asyncio.sleep(delay)
             except Exception:  # noqa: BLE001 - the listener must never die
                 log.exception("fleet.listen_failed")
                 await asyncio.sleep(BEAT)
