@@ -113,19 +113,20 @@ class App:
         generation = stored if stored is not None else self.generation + 1
         # A build makes hundreds of thousands of long-lived objects: the cyclic
         # collector, run over and over as they pile up, would cost a third of it.
+        # Afterwards they are frozen: to the collector a new snapshot is a few
+        # million young objects, and its passes over them (half a second for
+        # 10,000 zones, holding the GIL) would delay a starting server's first
+        # answer and stall the event loop (queries, the fleet's heartbeats and
+        # lease renewals). They live as long as the snapshot. The next build
+        # unfreezes them first, so a replaced snapshot's objects are freed (by
+        # reference counting, or later by a full collection), never kept.
         gc.disable()
+        gc.unfreeze()
         try:
             snapshot, report = self.builder.build(sources, generation,
                                                   previous=self.world.snapshot)
         finally:
-            if not self.ready:
-                # The first snapshot is all young objects to the collector: its
-                # first passes over them (half a second for 10,000 zones) would
-                # delay the first answer, and later ones stall the event loop.
-                # They live as long as the snapshot, so keep the collector off
-                # them. (Only the first: once replaced, a frozen snapshot's
-                # objects are freed by reference counting, not by the collector.)
-                gc.freeze()
+            gc.freeze()
             gc.enable()
         if report.problems:
             self._log_problems(report.problems)

@@ -136,9 +136,11 @@ class Fleet:
 
     # -- life cycle --------------------------------------------------------
 
-    async def join(self, timeout: float = 2.0) -> bool:
+    async def join(self, timeout: float = 5.0) -> bool:
         """First contact, before the server answers: heartbeat, lease, every live
-        site's verdicts. False (logged loudly) when Redis does not answer in time."""
+        site's verdicts. False (logged loudly) when Redis does not answer in time.
+        A Redis that is down refuses at once; the bound is for a slow one (a busy
+        machine), where waiting beats answering from "everything up"."""
         try:
             async with asyncio.timeout(timeout):
                 await self._beat()

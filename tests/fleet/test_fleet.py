@@ -262,7 +262,7 @@ def test_a_new_server_starts_with_the_fleets_verdicts(healed: ModuleFleet) -> No
                 time.sleep(0.02)
                 continue
             first = {rd.to_text() for rrset in reply.answer for rd in rrset}
-        assert first == {Y}, f"the first answer of a new server: {first}"
+        assert first == {Y}, f"the first answer of a new server: {first}\n{joiner.log()}"
         assert joiner.events("fleet.joined"), joiner.log()
     finally:
         assert joiner.stopped_cleanly() is None
