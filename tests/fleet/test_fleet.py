@@ -317,6 +317,13 @@ def test_the_lease_is_taken_over_when_its_holder_dies(healed: ModuleFleet) -> No
         # the new holder decides for site a: a failure seen from a (and b) is acted on
         eps.fail(X, "a", "b")
         wait_until(lambda: answers_everywhere(healed.dns(), WWW, {Y}), VERDICT_LIMIT, 0.05)
+        # and the dead server leaves the fleet once its heartbeat lapses (5 s)
+        survivor = healed.servers[other]
+
+        def listed() -> set[str]:
+            return {s["id"] for s in survivor.http_json("/v1/servers")[1]["servers"]}
+
+        wait_until(lambda: listed() == {"a1", "a2", "b1", "c1"} - {holder.decode()}, 10, 0.2)
     finally:
         client.close()
 
