@@ -343,7 +343,19 @@ def main() -> int:
                     "zones_built_sum": sum(b["built"] for b in builds.values())}
                 print(f"drill: big apply: {result['big_apply']}", flush=True)
 
-                # 4. a new server joins
+                # 4. a new server joins the fleet, once the fleet has settled (each
+                # server, after the apply, also saves its snapshot for a restart):
+                # at most 60 s until the servers' CPU seconds stop growing
+                settle_started = time.monotonic()
+                busy = sum(s.cpu_seconds() for s in servers)
+                while time.monotonic() - settle_started < 60:
+                    time.sleep(1.0)
+                    now_busy = sum(s.cpu_seconds() for s in servers)
+                    if now_busy - busy < 0.3:
+                        break
+                    busy = now_busy
+                result["big_apply"]["settled_after_s"] = round(
+                    time.monotonic() - settle_started, 1)
                 joiner = Server("ns-b2", "b", env, tmp)
                 servers.append(joiner)
                 joined = {}
