@@ -6,8 +6,9 @@ runs one `Fleet`. Twice a second, in one pipelined round trip, it:
 * writes its own heartbeat (`server:<id>`, JSON: site, role, version,
   generation served, health epoch, ready) with a 5 s expiry, so the fleet
   counts it as live while it beats;
-* competes for its site's probe lease (`lease:<site>`, 2 s expiry, renewed
-  on every beat by its holder with a compare-and-expire script): the holder is
+* competes for its site's probe lease (`lease:<site>`, 2 s expiry, taken when
+  free and renewed by its holder on every beat, in one compare-and-set script;
+  a holder that lost track of it after a Redis blip renews it too): the holder is
   the one server of the site that probes, so endpoints see one probe stream
   per site; when it dies the lease lapses and another server of the site
   takes it within 2.5 s;
@@ -52,11 +53,19 @@ LIVE_MS = 5000  # a heartbeat counts this long
 LEASE_MS = 2000  # a probe lease lapses this long after its last renewal
 SERVERS_EVERY = 4  # beats between readings of the fleet's servers (for metrics)
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+# Take the lease if it is free, renew it if it is ours (also when this server
+# forgot it held it: after a short Redis blip it keeps its lease instead of
+# leaving its site without a prober until the lease lapses); 0 if another holds it.
+_TAKE_OR_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
-return 0
+if holder then
+  return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -196,10 +205,7 @@ class Fleet:
                      px=LIVE_MS)
             pipe.sadd(self._k("servers"), self.server_id)
             if self.can_probe:
-                if self.leader:
-                    pipe.eval(_RENEW, 1, lease, self.server_id, LEASE_MS)
-                else:
-                    pipe.set(lease, self.server_id, nx=True, px=LEASE_MS)
+                pipe.eval(_TAKE_OR_RENEW, 1, lease, self.server_id, LEASE_MS)
             pipe.smembers(self._k("sites"))
             results = await pipe.execute()
         self.link.answered()
