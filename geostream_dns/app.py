@@ -203,11 +203,20 @@ class App:
         generation = stored if stored is not None else self.generation + 1
         # A build makes hundreds of thousands of long-lived objects: the cyclic
         # collector, run over and over as they pile up, would cost a third of it.
+        # Afterwards they are frozen: to the collector a new snapshot is a few
+        # million young objects, and its passes over them (half a second for
+        # 10,000 zones, holding the GIL) would delay a starting server's first
+        # answer and stall the event loop (queries, the fleet's heartbeats and
+        # lease renewals). They live as long as the snapshot. The next build
+        # unfreezes them first, so a replaced snapshot's objects are freed (by
+        # reference counting, or later by a full collection), never kept.
         gc.disable()
+        gc.unfreeze()
         try:
             snapshot, report = self.builder.build(sources, generation,
                                                   previous=self.world.snapshot)
         finally:
+            gc.freeze()
             gc.enable()
         if report.problems:
             self._log_problems(report.problems)
@@ -292,10 +301,11 @@ class App:
             log.info("alias.published", generation=snapshot.generation,
                      targets=len(snapshot.alias_targets))
 
-    async def reload(self) -> None:
+    async def reload(self, keep: bool = True) -> None:
         """Poll the store and publish what changed. One reload at a time: the
         watcher and API writes both call this, and a store must never be polled
-        from two threads at once (an older build could otherwise publish last)."""
+        from two threads at once (an older build could otherwise publish last).
+        `keep=False` leaves saving what a restart needs to a later `keep()`."""
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
             try:
@@ -306,10 +316,19 @@ class App:
                 return
             if snapshot is not None:
                 self.publish(snapshot)
-                try:  # what a restart needs, once the new snapshot serves
-                    await loop.run_in_executor(None, self.store.keep)
-                except Exception:  # noqa: BLE001 - a failed save must not stop reloads
-                    log.exception("store.keep_failed")
+                if keep:
+                    await self._keep(loop)
+
+    async def keep(self) -> None:
+        """Save what a restart needs (the store reads what it does not hold yet)."""
+        async with self._reload_lock:
+            await self._keep(asyncio.get_running_loop())
+
+    async def _keep(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:  # what a restart needs, once the new snapshot serves
+            await loop.run_in_executor(None, self.store.keep)
+        except Exception:  # noqa: BLE001 - a failed save must not stop reloads
+            log.exception("store.keep_failed")
 
     async def refresh_drains(self) -> None:
         try:
@@ -485,7 +504,9 @@ class App:
                          site=self.settings.site, sites=sorted(self.fleet.live_sites),
                          leader=self.fleet.leader)
             self.health.follow_fleet()
-        await self.reload()
+        # Answer as soon as the first snapshot is published; saving it for a
+        # restart (reading every zone's document) comes after the listeners.
+        await self.reload(keep=False)
         if self.settings.listen:
             await self.cookie_secret.start()
         # TCP listens before UDP answers: the sockets were bound before the zones
@@ -513,6 +534,7 @@ class App:
             self.query_log.start()
             log.info("query_log.started", path=str(self.settings.query_log),
                      sample=self.settings.query_log_sample)
+        self._tasks.append(asyncio.create_task(self.keep()))
         self._tasks.append(asyncio.create_task(self._watch()))
         self.alias.start()
         if self.fleet is not None:
@@ -533,11 +555,13 @@ class App:
         log.info("server.hangup", worker=self.worker)
 
     async def run(self) -> None:
-        await self.start()
+        # Signals first: a SIGTERM while the server is still starting (loading
+        # zones, importing its HTTP routes) stops it cleanly once it has started.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
+        await self.start()
         log.info("server.started", generation=self.generation, worker=self.worker)
         await self._stop.wait()
         log.info("server.stopping")

@@ -272,6 +272,9 @@ def main() -> int:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=args.redis_url,
                GEOSTREAM_REDIS_PREFIX=prefix, LOG_LEVEL="info")
+    # Servers start as an installed package does, from compiled bytecode (written
+    # by the first start), not compiling every module on every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     servers: list[Server] = []
     result: dict[str, Any] = {"zones": args.zones, "records": args.records}
     eps = Endpoints(free_port())
@@ -332,7 +335,7 @@ def main() -> int:
                     last = s.events("snapshot.built")[-1]
                     builds[s.name] = {k: last[k] for k in ("built", "from_cache",
                                                           "built_elsewhere", "duration_s")}
-                result["big_apply"] = {
+                result["big_apply"] = {"load_average_1m": round(os.getloadavg()[0], 2),
                     "apply_s": round(applied, 2), "answering_everywhere_s": round(in_sync, 2),
                     "generation": generation, "synced": synced is not None,
                     "cpu_seconds": cpu, "cpu_seconds_sum": round(sum(cpu.values()), 2),
@@ -340,16 +343,38 @@ def main() -> int:
                     "zones_built_sum": sum(b["built"] for b in builds.values())}
                 print(f"drill: big apply: {result['big_apply']}", flush=True)
 
-                # 4. a new server joins
+                # 4. a new server joins the fleet, once the fleet has settled (each
+                # server, after the apply, also saves its snapshot for a restart):
+                # at most 60 s until the servers' CPU seconds stop growing
+                settle_started = time.monotonic()
+                busy = sum(s.cpu_seconds() for s in servers)
+                while time.monotonic() - settle_started < 60:
+                    time.sleep(1.0)
+                    now_busy = sum(s.cpu_seconds() for s in servers)
+                    if now_busy - busy < 0.3:
+                        break
+                    busy = now_busy
+                result["big_apply"]["settled_after_s"] = round(
+                    time.monotonic() - settle_started, 1)
                 joiner = Server("ns-b2", "b", env, tmp)
                 servers.append(joiner)
-                ready = joiner.wait_ready(600)
-                answered = wait_until(lambda: bool(joiner.answer(
-                    f"www.zone{args.zones - 1}.example.")), 60, 0.02)
+                joined = {}
+
+                def joiner_answers() -> bool:
+                    if not joiner.answer(f"www.zone{args.zones - 1}.example."):
+                        return False
+                    joined["cpu"] = joiner.cpu_seconds()
+                    return True
+
+                answered = wait_until(joiner_answers, 600, 0.02)
+                answering = time.monotonic() - joiner.started
+                ready = joiner.wait_ready(60)
                 last = joiner.events("snapshot.built")[-1]
                 result["join"] = {"ready_s": round(ready, 2),
-                                  "answering_s": round(time.monotonic() - joiner.started, 2)
+                                  "answering_s": round(answering, 2)
                                   if answered is not None else None,
+                                  "cpu_s_to_first_answer": joined.get("cpu"),
+                                  "load_average_1m": round(os.getloadavg()[0], 2),
                                   "build": {k: last[k] for k in ("built", "from_cache",
                                                                  "duration_s")}}
                 print(f"drill: new server: {result['join']}", flush=True)
@@ -371,6 +396,7 @@ def main() -> int:
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i:i + 1000])
         client.close()
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0
 

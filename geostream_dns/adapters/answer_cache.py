@@ -6,7 +6,7 @@ content digest and its hosted child zones; the value is `core.cachefmt`'s
 checked encoding, kept for `TTL` seconds (every read refreshes nothing: an
 entry nobody rebuilt for a week is simply built again). A server that needs a
 zone reads the entry instead of validating and rendering the zone; one that
-finds none *claims* it first (`lock:<...>`, SET NX with a short expiry), so at
+finds none *claims* it first (`claim:<...>`, SET NX with a short expiry), so at
 most one server builds a given zone at a time, and a builder that dies only
 delays the others until its claim lapses. An entry that is corrupt,
 truncated or of another format is counted and ignored (the zone is built

@@ -6,8 +6,9 @@ runs one `Fleet`. Twice a second, in one pipelined round trip, it:
 * writes its own heartbeat (`server:<id>`, JSON: site, role, version,
   generation served, health epoch, ready) with a 5 s expiry, so the fleet
   counts it as live while it beats;
-* competes for its site's probe lease (`lease:<site>`, 2 s expiry, renewed
-  on every beat by its holder with a compare-and-expire script): the holder is
+* competes for its site's probe lease (`lease:<site>`, 2 s expiry, taken when
+  free and renewed by its holder on every beat, in one compare-and-set script;
+  a holder that lost track of it after a Redis blip renews it too): the holder is
   the one server of the site that probes, so endpoints see one probe stream
   per site; when it dies the lease lapses and another server of the site
   takes it within 2.5 s;
@@ -52,11 +53,19 @@ LIVE_MS = 5000  # a heartbeat counts this long
 LEASE_MS = 2000  # a probe lease lapses this long after its last renewal
 SERVERS_EVERY = 4  # beats between readings of the fleet's servers (for metrics)
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+# Take the lease if it is free, renew it if it is ours (also when this server
+# forgot it held it: after a short Redis blip it keeps its lease instead of
+# leaving its site without a prober until the lease lapses); 0 if another holds it.
+_TAKE_OR_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
-return 0
+if holder then
+  return 0
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -136,9 +145,11 @@ class Fleet:
 
     # -- life cycle --------------------------------------------------------
 
-    async def join(self, timeout: float = 2.0) -> bool:
+    async def join(self, timeout: float = 5.0) -> bool:
         """First contact, before the server answers: heartbeat, lease, every live
-        site's verdicts. False (logged loudly) when Redis does not answer in time."""
+        site's verdicts. False (logged loudly) when Redis does not answer in time.
+        A Redis that is down refuses at once; the bound is for a slow one (a busy
+        machine), where waiting beats answering from "everything up"."""
         try:
             async with asyncio.timeout(timeout):
                 await self._beat()
@@ -177,6 +188,7 @@ class Fleet:
             except REDIS_ERRORS as exc:
                 delay = self.link.lost(exc)
                 self._lose_lease()
+                self.on_change()  # health from this server's own prober, at once
             except Exception:  # noqa: BLE001 - the fleet loop must never die
                 log.exception("fleet.beat_failed")
                 delay = BEAT
@@ -193,10 +205,7 @@ class Fleet:
                      px=LIVE_MS)
             pipe.sadd(self._k("servers"), self.server_id)
             if self.can_probe:
-                if self.leader:
-                    pipe.eval(_RENEW, 1, lease, self.server_id, LEASE_MS)
-                else:
-                    pipe.set(lease, self.server_id, nx=True, px=LEASE_MS)
+                pipe.eval(_TAKE_OR_RENEW, 1, lease, self.server_id, LEASE_MS)
             pipe.smembers(self._k("sites"))
             results = await pipe.execute()
         self.link.answered()
@@ -211,6 +220,8 @@ class Fleet:
     def _lease_result(self, held: bool) -> None:
         if held != self.leader:
             self.leader = held
+            if held:  # what the site's verdicts in Redis hold is unknown: publish all
+                self.published = {}
             log.info("fleet.lease_taken" if held else "fleet.lease_lost", site=self.site,
                      server=self.server_id)
             self.on_leader(held)
@@ -283,7 +294,10 @@ class Fleet:
                     if message is not None:
                         await self._heard(_text(message.get("data", b"")))
             except REDIS_ERRORS as exc:
-                await asyncio.sleep(self.link.lost(exc))
+                delay = self.link.lost(exc)
+                self._lose_lease()
+                self.on_change()
+                await asyncio.sleep(delay)
             except Exception:  # noqa: BLE001 - the listener must never die
                 log.exception("fleet.listen_failed")
                 await asyncio.sleep(BEAT)

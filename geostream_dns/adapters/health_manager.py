@@ -144,15 +144,25 @@ class HealthManager:
             self._decide()
 
     def fleet_changed(self) -> None:
-        """The sites' verdicts or the live sites changed (the fleet calls this)."""
-        if self.fleet is not None and self.fleet.link.up and not self.fleet_in_charge:
-            self.fleet_in_charge = True
-            self._set_probing()
+        """The sites' verdicts or the live sites changed, or Redis came or went (the
+        fleet calls this)."""
+        self.follow_fleet()
         self._decide()
 
     def leader_changed(self, leader: bool) -> None:
-        """This server took or lost its site's probe lease (the fleet calls this)."""
+        """This server took or lost its site's probe lease (the fleet calls this).
+        A server that takes it publishes every verdict of its prober at once: the
+        site's verdicts in Redis may be gone (a Redis that restarted empty) or
+        older than what this prober knows (it probed alone while Redis was away)."""
         self._set_probing()
+        if leader:
+            self._publish_site()
+
+    def _publish_site(self) -> None:
+        fleet, prober = self.fleet, self.prober
+        if fleet is not None and prober is not None and fleet.leader and prober.active:
+            states = {key: state.up for key, state in prober.states.items()}
+            asyncio.get_running_loop().create_task(fleet.publish(states))
 
     def _set_probing(self) -> None:
         fleet, prober = self.fleet, self.prober
@@ -166,10 +176,7 @@ class HealthManager:
         """The prober's verdicts changed: publish them for the site if we hold its
         lease, and decide."""
         self.local_down = down
-        fleet, prober = self.fleet, self.prober
-        if fleet is not None and prober is not None and fleet.leader and prober.active:
-            states = {key: state.up for key, state in prober.states.items()}
-            asyncio.get_running_loop().create_task(fleet.publish(states))
+        self._publish_site()
         self._decide()
 
     def _decide(self) -> None:

@@ -71,15 +71,15 @@ class StateFile:
 
     def write(self, snapshot: SavedSnapshot) -> None:
         """Write atomically now (in the calling thread)."""
-        payload = {
-            "format": FORMAT, "version": VERSION, "generation": snapshot.generation,
-            "saved_at": snapshot.saved_at, "database": snapshot.database,
-            "zones": [{"zone": z.origin, "serial": z.serial, "generation": z.generation,
-                       "document": z.document} for z in snapshot.zones],
-        }
+        head = {"format": FORMAT, "version": VERSION, "generation": snapshot.generation,
+                "saved_at": snapshot.saved_at, "database": snapshot.database}
         # dumps, not dump: only the one-shot encoder is the C one (10x faster).
-        atomic_write_text(self.path, json.dumps(payload, ensure_ascii=False,
-                                                separators=(",", ":")))
+        # One call per zone, not one for the whole file: a single call holds the
+        # GIL for all of it (a third of a second for 10,000 zones), and this runs
+        # beside the event loop that answers queries.
+        zones = [_dumps({"zone": z.origin, "serial": z.serial, "generation": z.generation,
+                         "document": z.document}) for z in snapshot.zones]
+        atomic_write_text(self.path, _dumps(head)[:-1] + ',"zones":[' + ",".join(zones) + "]}")
 
     def save_later(self, snapshot: SavedSnapshot) -> Future[bool]:
         """Write on the background thread, `delay` seconds from now; a save asked for
@@ -126,3 +126,7 @@ class StateFile:
             return
         done = self._executor.submit(lambda: None)
         done.result(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -69,18 +69,36 @@ def key_is_safe(key: bytes) -> bool:
     return _LETTERS.isdisjoint(key[-4:]) and key.find(0) == len(key) - 5
 
 
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.*")
+
+
 def children_of(origins: Iterable[str]) -> dict[str, frozenset[str]]:
     """Each origin's hosted zones below it (text, absolute)."""
-    names = {origin: dns.name.from_text(origin) for origin in origins}
-    out: dict[str, set[str]] = {origin: set() for origin in names}
-    for origin, name in names.items():
-        parent = name
-        while len(parent) > 1:
-            parent = parent.parent()
-            holder = parent.to_text()
+    out: dict[str, set[str]] = {origin: set() for origin in origins}
+    for origin in out:
+        for holder in _parents(origin):
             if holder in out:
                 out[holder].add(origin)
     return {origin: frozenset(found) for origin, found in out.items()}
+
+
+def _parents(origin: str) -> list[str]:
+    """Every name above `origin`, as text, up to the root ("."). Plain names
+    (the common case: 10,000 zones in a few milliseconds) by their text;
+    others (escapes, non-ASCII) through dnspython."""
+    if origin.endswith(".") and origin != "." and ".." not in origin \
+            and _PLAIN.issuperset(origin):
+        out, at = [], origin.find(".")
+        while at != len(origin) - 1:
+            out.append(origin[at + 1:])
+            at = origin.find(".", at + 1)
+        out.append(".")
+        return out
+    parents, name = [], dns.name.from_text(origin)
+    while len(name) > 1:
+        name = name.parent()
+        parents.append(name.to_text())
+    return parents
 
 
 def unit_key(digest: str, children: frozenset[str],
