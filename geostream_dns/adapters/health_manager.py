@@ -141,6 +141,8 @@ class HealthManager:
             log.warning("health.source", source="fleet" if in_charge else "own prober",
                         site=fleet.site)
             self._set_probing()
+            if in_charge:  # verdicts that changed while Redis was away, still unpublished
+                self._publish_site()
             self._decide()
 
     def fleet_changed(self) -> None:

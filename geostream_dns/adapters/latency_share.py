@@ -136,8 +136,8 @@ class LatencyShare:
         client = None
         while not self._stop.is_set():
             try:
-                if client is None:
-                    client = self.link.sync_client()
+                if client is None:  # its reads wait up to READ_BLOCK_MS in Redis
+                    client = self.link.blocking_client(READ_BLOCK_MS / 1000)
                 result: Any = client.xread({self.stream: self.last_id}, count=READ_COUNT,
                                            block=READ_BLOCK_MS)
             except REDIS_ERRORS as exc:

@@ -122,6 +122,7 @@ class RedisLink:
         self._rng = rng or random.Random()
         self._async: redis.asyncio.Redis | None = None
         self._sync: redis.Redis | None = None
+        self._blocking: redis.Redis | None = None  # see blocking_client
 
     # -- clients ---------------------------------------------------------
 
@@ -148,20 +149,32 @@ class RedisLink:
     def sync_client(self) -> redis.Redis:
         """A blocking client for worker threads (thread safe: it has a pool)."""
         if self._sync is None:
-            target = self.target
-            if target.sentinels:
-                sentinel = redis.sentinel.Sentinel(
-                    list(target.sentinels), socket_timeout=SOCKET_TIMEOUT,
-                    socket_connect_timeout=SOCKET_TIMEOUT)
-                self._sync = sentinel.master_for(
-                    target.service, db=target.db, username=target.username,
-                    password=target.password, socket_timeout=SOCKET_TIMEOUT,
-                    socket_connect_timeout=SOCKET_TIMEOUT)
-            else:
-                assert target.url is not None
-                self._sync = redis.Redis.from_url(target.url, socket_timeout=SOCKET_TIMEOUT,
-                                                  socket_connect_timeout=SOCKET_TIMEOUT)
+            self._sync = self._make_sync(SOCKET_TIMEOUT)
         return self._sync
+
+    def blocking_client(self, block: float) -> redis.Redis:
+        """A blocking client for commands that wait up to `block` seconds in Redis
+        before answering (XREAD BLOCK): its reads may take that long plus the
+        usual bound. With `sync_client`'s bound, an empty stream's reply (sent
+        after exactly `block` seconds) would race the socket timeout and count
+        as Redis going away, flipping the whole server to its own prober."""
+        if self._blocking is None:
+            self._blocking = self._make_sync(block + SOCKET_TIMEOUT)
+        return self._blocking
+
+    def _make_sync(self, timeout: float) -> redis.Redis:
+        target = self.target
+        if target.sentinels:
+            sentinel = redis.sentinel.Sentinel(
+                list(target.sentinels), socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT)
+            return sentinel.master_for(
+                target.service, db=target.db, username=target.username,
+                password=target.password, socket_timeout=timeout,
+                socket_connect_timeout=SOCKET_TIMEOUT)
+        assert target.url is not None
+        return redis.Redis.from_url(target.url, socket_timeout=timeout,
+                                    socket_connect_timeout=SOCKET_TIMEOUT)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -196,8 +209,9 @@ class RedisLink:
                 await self._async.aclose()
             except REDIS_ERRORS:
                 pass
-        if self._sync is not None:
-            self._sync.close()
+        for client in (self._sync, self._blocking):
+            if client is not None:
+                client.close()
 
 
 def reason(exc: BaseException) -> str:
