@@ -254,6 +254,8 @@ class Fleet:
             if raw is None:
                 continue
             live.add(site)
+            if site == self.site and self.leader:
+                continue  # our own verdicts: this server writes them (`publish`)
             try:
                 version = int(json.loads(raw).get("version", 0))
             except (ValueError, TypeError, AttributeError):
@@ -273,6 +275,11 @@ class Fleet:
 
     async def _read_verdicts(self, site: str) -> None:
         raw = await self.link.client().hgetall(self._k("verdicts", site))
+        if site == self.site and self.leader:
+            # The lease was ours by the time Redis answered: what we publish is
+            # newer than what was read (a read racing our first publish would
+            # otherwise leave our own site's verdicts empty for good).
+            return
         verdicts: dict[HealthKey, bool] = {}
         for field, value in raw.items():
             key = decode_target(field)
