@@ -145,7 +145,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         server_id=(args.server_id or env.get("GEOSTREAM_SERVER_ID")
                    or default_server_id(listen, http)),
         probe_only=args.probe_only,
-        workers=args.workers or int(env.get("GEOSTREAM_WORKERS", "1")),
+        workers=_positive("--workers", args.workers if args.workers is not None
+                          else env.get("GEOSTREAM_WORKERS") or 1),
         state_dir=pathlib.Path(args.state_dir or env.get("GEOSTREAM_STATE_DIR")
                                or DEFAULT_STATE_DIR),
         log_level=env.get("LOG_LEVEL", "info"),

@@ -159,3 +159,13 @@ def test_bad_query_log_settings_are_clear_errors(tmp_path: pathlib.Path) -> None
                      timeout=30)
     assert result.returncode == 2, result
     assert "--query-log-sample: must be 1 or more, got 0" in result.stderr
+
+
+def test_workers_zero_is_refused(tmp_path: pathlib.Path) -> None:
+    from tests.support.harness import SAMPLE_ZONES, free_port, run_cli
+
+    result = run_cli("serve", "--zones", str(SAMPLE_ZONES), "--listen",
+                     f"127.0.0.1:{free_port()}", "--http", "off", "--no-probe",
+                     "--state-dir", str(tmp_path / "state"), "--workers", "0", timeout=30)
+    assert result.returncode == 2, result
+    assert "--workers: must be 1 or more, got 0" in result.stderr
