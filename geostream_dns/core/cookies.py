@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from hmac import compare_digest
 
 from siphashc import siphash
 
@@ -125,13 +126,14 @@ class Cookies:
             if -MAX_AHEAD <= age <= MAX_AGE:
                 head = presented[:4]
                 stamp = now - age
-                if server_cookie(self.secret, client_cookie, address, stamp, head) == presented:
+                if compare_digest(server_cookie(self.secret, client_cookie, address, stamp, head),
+                                  presented):
                     if age < RENEW_AGE and head == _VERSION_RESERVED:
                         return _OPTION_HEAD.pack(OPTION_COOKIE, 24) + value, True
                     return self._fresh(client_cookie, address), True
                 previous = self.previous
-                if previous is not None and server_cookie(
-                        previous, client_cookie, address, stamp, head) == presented:
+                if previous is not None and compare_digest(server_cookie(
+                        previous, client_cookie, address, stamp, head), presented):
                     return self._fresh(client_cookie, address), True
         return self._fresh(client_cookie, address), False
 
