@@ -52,12 +52,10 @@ def _init(geoip: str | None, user: str | None = None) -> None:
                       limit=200_000)
     if user is not None and os.geteuid() == 0:
         import encodings.idna  # noqa: F401 - imported on demand by name checks
-        import pwd
 
-        account = pwd.getpwnam(user)
-        os.initgroups(account.pw_name, account.pw_gid)
-        os.setgid(account.pw_gid)
-        os.setuid(account.pw_uid)
+        from geostream_dns.adapters.privileges import become, lookup_user
+
+        become(lookup_user(user))
 
 
 def sum_rows(rows: list[Row]) -> Sums:

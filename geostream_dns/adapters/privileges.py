@@ -72,6 +72,14 @@ def drop_privileges(account: Account, folders: Iterable[pathlib.Path] = (),
     if os.geteuid() != 0:
         return  # already that user: lookup_user refused anything else
     hand_over(account, folders, files)
+    become(account)
+    log.info("privileges.dropped", user=account.name, uid=account.uid, gid=account.gid)
+
+
+def become(account: Account) -> None:
+    """Switch this root process to `account` (groups first, then the user) for
+    good, and check it held; no log line (a helper process of a server that
+    said so already calls this too)."""
     os.initgroups(account.name, account.gid)
     os.setgid(account.gid)
     os.setuid(account.uid)
@@ -83,7 +91,6 @@ def drop_privileges(account: Account, folders: Iterable[pathlib.Path] = (),
         pass
     else:
         raise OSError(f"--user {account.name}: root could be regained")
-    log.info("privileges.dropped", user=account.name, uid=account.uid, gid=account.gid)
 
 
 def die_with_parent(parent: int) -> None:

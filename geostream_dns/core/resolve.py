@@ -225,18 +225,10 @@ def _cookie_query(data: bytes, qend: int, key: bytes, client: str, world: World,
     kept = world.cookied.get(memo_key)
     if kept is not None and kept[0] == now:
         return data[:2] + kept[1], kept[2]
-    size = len(data) - qend
-    if (size == 39 and data[qend + 11:qend + 15] == _FULL_COOKIE) or (
-            size == 23 and data[qend + 11:qend + 15] == _CLIENT_COOKIE):
-        # the common shape: the cookie is the OPT record's only option
-        if data[qend:qend + 3] != b"\x00\x00\x29" or data[qend + 10] != size - 11:
-            return _route_new_network(data, qend, key, client, world, tcp)
-        bare, value = data[qend:qend + 9] + b"\x00\x00", data[qend + 15:]
-    else:
-        stripped = strip_cookie(data[qend:])
-        if stripped is None:
-            return _route_new_network(data, qend, key, client, world, tcp)
-        bare, value = stripped
+    stripped = strip_cookie(data[qend:])
+    if stripped is None:
+        return _route_new_network(data, qend, key, client, world, tcp)
+    bare, value = stripped
     selections = world.selections
     entry: Any = selections.get(key + bare)
     if entry is None:
@@ -244,8 +236,8 @@ def _cookie_query(data: bytes, qend: int, key: bytes, client: str, world: World,
     opt, limit = entry.opt, entry.limit
     tail = data[2:qend] + bare  # the query's bytes after its ID, without the cookie
     exact_key: bytes | tuple[bytes, str] = tail
-    if entry.by_address:
-        entry = selections.get((key, client))
+    if entry.by_address:  # keyed as in `resolve`
+        entry = selections.get((key, client, entry.do))
         if entry is None:
             return _slow(data, client, world, tcp)
         exact_key = (tail, client)

@@ -8,7 +8,6 @@ import json
 import pathlib
 import stat
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,18 +16,16 @@ import redis
 from geostream_dns.adapters.cookie_secret import FILE_NAME, CookieSecret
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.core.cookies import Cookies
+from tests.support.harness import new_redis_prefix, remove_redis_prefix
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = f"geostream-test-{uuid.uuid4().hex[:12]}:"
+    name = new_redis_prefix()
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{name}*"):
-        client.delete(key)
-    client.close()
+    remove_redis_prefix(name, REDIS_URL)
 
 
 def run(coro):  # type: ignore[no-untyped-def]

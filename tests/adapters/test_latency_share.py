@@ -4,7 +4,6 @@ Redis (a unique key prefix per test)."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,18 +14,16 @@ from geostream_dns.adapters.latency_input import encode_rows
 from geostream_dns.adapters.latency_share import READ_BLOCK_MS, LatencyShare
 from geostream_dns.adapters.redis_link import RedisLink, parse_redis_url
 from geostream_dns.core.latency import PROBE_KEY
+from tests.support.harness import new_redis_prefix, remove_redis_prefix
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = f"geostream-test-{uuid.uuid4().hex[:12]}:"
+    name = new_redis_prefix()
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{name}*"):
-        client.delete(key)
-    client.close()
+    remove_redis_prefix(name, REDIS_URL)
 
 
 def test_waiting_on_a_quiet_stream_is_not_an_outage(prefix: str) -> None:

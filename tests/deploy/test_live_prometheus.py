@@ -38,7 +38,6 @@ from typing import Any
 import dns.edns
 import dns.message
 import pytest
-import redis
 
 from tests.deploy.expressions import (
     alert_expressions,
@@ -52,6 +51,7 @@ from tests.support.harness import (
     ServerProcess,
     finish,
     free_port,
+    remove_redis_prefix,
     run_cli,
     stop_process,
     wait_for,
@@ -291,10 +291,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory,
         finally:
             farm.close()
             drop_database(database)
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
+            remove_redis_prefix(prefix, REDIS_URL)
 
 
 def eventually(check: Callable[[], Any], timeout: float = DATA_TIMEOUT) -> Any:

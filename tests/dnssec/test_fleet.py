@@ -12,11 +12,10 @@ import dns.flags
 import dns.name
 import dns.rdatatype
 import psycopg
-import redis
 
 from tests.dnssec.signing import check_signed
 from tests.postgres.conftest import cli
-from tests.support.harness import StartServer
+from tests.support.harness import StartServer, remove_redis_prefix
 from tests.support.zones import write_zone
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -46,11 +45,7 @@ def test_a_fleet_signs_with_one_key_set(migrated_url: str, tmp_path: pathlib.Pat
     try:
         _fleet(migrated_url, tmp_path, start_server, env)
     finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        remove_redis_prefix(prefix, REDIS_URL)
 
 
 def _fleet(migrated_url: str, tmp_path: pathlib.Path, start_server: StartServer,

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import json
 import pathlib
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dns.edns
 import pytest
-import redis
 
-from tests.support.harness import ServerProcess, free_port, run_cli, wait_for
+from tests.support.harness import (
+    ServerProcess,
+    free_port,
+    new_redis_prefix,
+    remove_redis_prefix,
+    run_cli,
+    wait_for,
+)
 from tests.support.zones import write_zone
 
 TOKEN = "latency-test-token"
@@ -188,13 +193,9 @@ def test_measurements_survive_a_restart(serve: Callable[..., ServerProcess],
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = f"gs-test-{uuid.uuid4().hex[:10]}:"
+    name = new_redis_prefix()
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=name + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    remove_redis_prefix(name, REDIS_URL)
 
 
 def test_a_fleet_shares_measurements_through_redis(serve: Callable[..., ServerProcess],

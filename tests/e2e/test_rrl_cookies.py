@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import dns.edns
@@ -24,9 +23,16 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-import redis
 
-from tests.support.harness import ServerProcess, StartServer, free_port, stop_process, wait_until
+from tests.support.harness import (
+    ServerProcess,
+    StartServer,
+    free_port,
+    new_redis_prefix,
+    remove_redis_prefix,
+    stop_process,
+    wait_until,
+)
 
 FLOODER = "127.0.5.1"
 BYSTANDER = "127.0.6.1"
@@ -167,12 +173,9 @@ def test_ch_txt_id_server_and_hostname_bind(limited: ServerProcess) -> None:
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
-    prefix = f"geostream-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-    client.close()
+    name = new_redis_prefix()
+    yield name
+    remove_redis_prefix(name, REDIS_URL)
 
 
 def test_servers_sharing_a_fleet_secret_accept_each_others_cookies(

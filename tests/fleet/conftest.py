@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from tests.postgres.conftest import cli, create_database, drop_database, url_for
+from tests.support.harness import remove_redis_prefix
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -32,13 +32,7 @@ def fleet_db() -> Iterator[str]:
 
 
 def remove_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i:i + 1000])
-    finally:
-        client.close()
+    remove_redis_prefix(prefix, url)
 
 
 @pytest.fixture

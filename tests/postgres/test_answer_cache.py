@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pathlib
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -28,6 +27,7 @@ from geostream_dns.core.snapshot import EMPTY, Snapshot
 from geostream_dns.core.world import World
 from tests.core.helpers import query
 from tests.postgres.conftest import cli
+from tests.support.harness import new_redis_prefix, remove_redis_prefix
 from tests.support.zones import write_zone
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -36,13 +36,9 @@ ZONES = 40
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    name = f"gs-test-{uuid.uuid4().hex[:10]}:"
+    name = new_redis_prefix()
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=name + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    remove_redis_prefix(name, REDIS_URL)
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -47,6 +48,7 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import redis
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin" / "geostream-dns"
@@ -195,6 +197,27 @@ def worker_pids(pid: int) -> set[int]:
     command line (not the latency checker's or multiprocessing's helpers)."""
     own = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
     return {child for child, cmdline in child_processes(pid).items() if cmdline == own}
+
+
+# -- Redis ----------------------------------------------------------------------------
+
+MACHINE_REDIS = "redis://127.0.0.1:6379/0"  # the machine's Redis; tests keep to a prefix
+
+
+def new_redis_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"gs-test-{uuid.uuid4().hex[:12]}:"
+
+
+def remove_redis_prefix(prefix: str, url: str = MACHINE_REDIS) -> None:
+    """Delete every key under `prefix`."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i:i + 1000])
+    finally:
+        client.close()
 
 
 # -- the server ------------------------------------------------------------------------
