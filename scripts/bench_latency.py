@@ -75,6 +75,9 @@ records:
         - RULE: [us-east-1, eu-central-1, ap-southeast-1]
 """
 REGIONS = ("us-east-1", "eu-central-1", "ap-southeast-1")
+# ECS option body: family 1 (IPv4), source /24, scope 0, 81.2.69 (three address
+# bytes: a /24 carries no more, and a longer address is answered FORMERR).
+ECS_OPTION_HEX = "00011800510245"
 
 
 def rss_mib() -> float:
@@ -220,7 +223,7 @@ def poster(port: int, token: str, sps: int, batch: int, seconds: float,
 def dnsperf(port: int, qps: int, seconds: float, query_file: pathlib.Path) -> dict[str, Any]:
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file), "-l",
            str(seconds), "-Q", str(qps), "-c", "4", "-q", "500", "-v",
-           "-E", "8:0001180051024500"]
+           "-E", f"8:{ECS_OPTION_HEX}"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     latencies = []
     for line in res.stdout.splitlines():
@@ -231,6 +234,10 @@ def dnsperf(port: int, qps: int, seconds: float, query_file: pathlib.Path) -> di
                 pass
     latencies.sort()
     lost = next((line for line in res.stdout.splitlines() if "Queries lost" in line), "")
+    codes = next((line for line in res.stdout.splitlines() if "Response codes" in line), "")
+    if not codes.split(":", 1)[-1].strip().startswith("NOERROR") or "," in codes:
+        # every query must get a real answer, or the figures measure something else
+        raise RuntimeError(f"dnsperf saw answers other than NOERROR: {codes.strip()}")
     if not latencies:
         raise RuntimeError(f"dnsperf gave no per-query latencies:\n{res.stdout[-2000:]}\n"
                            f"{res.stderr[-2000:]}")
@@ -240,7 +247,8 @@ def dnsperf(port: int, qps: int, seconds: float, query_file: pathlib.Path) -> di
 
     return {"answered": len(latencies), "qps": round(len(latencies) / seconds),
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
-            "max_ms": round(latencies[-1] * 1e3, 3), "lost": lost.strip()}
+            "max_ms": round(latencies[-1] * 1e3, 3), "lost": lost.strip(),
+            "rcodes": codes.split(":", 1)[-1].strip()}
 
 
 def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
