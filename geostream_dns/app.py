@@ -40,7 +40,7 @@ from geostream_dns.adapters.dnssec_keys import advance_all, make_key_store
 from geostream_dns.adapters.fleet import Fleet
 from geostream_dns.adapters.geoip import open_reader, raw_lookup
 from geostream_dns.adapters.health_manager import DownSetFile, HealthManager
-from geostream_dns.adapters.latency import LatencyService, LatencyTable
+from geostream_dns.adapters.latency import CHECKPOINT_EVERY, LatencyService, LatencyTable
 from geostream_dns.adapters.latency_input import Row
 from geostream_dns.adapters.latency_share import LatencyShare
 from geostream_dns.adapters.latency_worker import LatencyWorker
@@ -138,17 +138,23 @@ class App:
                                           rotation=settings.cookie_rotation, link=self.link,
                                           keeper=worker == 0)
         self.keys = make_key_store(settings.database_url, settings.state_dir)
-        # Latency measurements: an ingest thread folds them into a table and
-        # publishes views into the world. Worker 0 takes them in (HTTP, the
-        # fleet's stream) and keeps the checkpoint; other workers follow it.
-        self.latency = LatencyService(
-            LatencyTable(settings.latency_half_life, settings.latency_max_keys),
-            self.worlds.use_latency,
-            checkpoint=settings.state_dir / "latency.json.gz" if worker == 0 else None)
-        if settings.workers > 1 and worker == 0:
-            self.latency.save_every = WORKER_CHECKPOINT_EVERY
-        # checks and sums batches
-        self.latency_worker = LatencyWorker(settings.geoip, settings.user)
+        # Latency measurements are folded into a table that publishes views into
+        # the world. Worker 0 takes them in (HTTP, the prober, the fleet's
+        # stream) and keeps the table, with its checkpoint, in a process of its
+        # own, so ingest never holds the interpreter lock answering needs; other
+        # workers follow its checkpoint file.
+        self.latency: LatencyService | LatencyWorker
+        if worker == 0:
+            self.latency = LatencyWorker(
+                self.worlds.use_latency, settings.geoip, settings.user,
+                settings.latency_half_life, settings.latency_max_keys,
+                checkpoint=settings.state_dir / "latency.json.gz",
+                save_every=(WORKER_CHECKPOINT_EVERY if settings.workers > 1
+                            else CHECKPOINT_EVERY))
+        else:
+            self.latency = LatencyService(
+                LatencyTable(settings.latency_half_life, settings.latency_max_keys),
+                self.worlds.use_latency)
         self.latency_share: LatencyShare | None = None
         if self.link is not None and not settings.probe_only:
             self.latency_share = LatencyShare(self.link, self.latency, settings.server_id)
@@ -393,7 +399,7 @@ class App:
 
     def _load_latency(self) -> None:
         """Measurements from before a restart: the fleet's checkpoint and stream,
-        else the state dir's checkpoint (blocking; before the ingest thread runs)."""
+        else the state dir's checkpoint (blocking; before the table takes samples in)."""
         if self.worker != 0:
             self._read_latency_file()
             return
@@ -416,11 +422,13 @@ class App:
         if stamp == self._latency_file_stamp:
             return False
         self._latency_file_stamp = stamp
-        self.latency.checkpoint = path
-        self.latency.table = LatencyTable(self.settings.latency_half_life,
-                                          self.settings.latency_max_keys)
-        self.latency.load()
-        self.latency.checkpoint = None
+        follower = self.latency
+        assert isinstance(follower, LatencyService)
+        follower.checkpoint = path
+        follower.table = LatencyTable(self.settings.latency_half_life,
+                                      self.settings.latency_max_keys)
+        follower.load()
+        follower.checkpoint = None
         return True
 
     async def _follow_latency_file(self) -> None:
@@ -485,10 +493,10 @@ class App:
 
     async def start(self) -> None:
         dns_sockets, http_socket = self._bind()
-        if self.settings.http is not None:
-            # the latency checker: started while root may still start a new
-            # interpreter (see adapters/latency_worker.py); it drops by itself
-            self.latency_worker.start()
+        if isinstance(self.latency, LatencyWorker):
+            # the latency table's process: started while root may still start a
+            # new interpreter (see adapters/latency_worker.py); it drops by itself
+            self.latency.spawn()
         if self.settings.user is not None:
             self._drop_privileges(self.settings.user)
         self.health.start()
@@ -573,7 +581,6 @@ class App:
         if self.latency_share is not None:
             await asyncio.to_thread(self.latency_share.stop)
         await asyncio.to_thread(self.latency.stop)
-        self.latency_worker.stop()
         for task in self._tasks:
             task.cancel()
         for closer in self._closers:

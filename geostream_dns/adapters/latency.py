@@ -19,6 +19,12 @@ shards of the table that changed are copied), handing it to the event loop,
 which swaps it into the world with one assignment (`WorldRef.use_latency`).
 A query never waits for any of this.
 
+Where it runs. Worker 0 of a server keeps its table in a process of its own
+(`adapters/latency_worker.py`: a `LatencyService` there publishes by sending
+the table's changes, `take_changes`, which the server applies to its copy
+of the view's shards, `apply_changes`); the other workers of `--workers N`,
+and `explain` reading a state dir, use one in their own process.
+
 The checkpoint — the whole table as gzip'd JSON lines, written a chunk at a
 time — is where measurements survive a restart: a file in the state dir in
 embedded mode, a Redis key in production (`adapters/latency_share.py`).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import math
 import pathlib
@@ -49,6 +56,7 @@ from geostream_dns.core.latency import (
     LatencyView,
     parent_key,
     shard_of,
+    shard_parents,
 )
 
 log = structlog.get_logger("geostream.latency")
@@ -62,6 +70,11 @@ CHECKPOINT_EVERY = 60.0  # seconds between checkpoints while measurements change
 REBASE_EXPONENT = 400.0  # half-lives past the reference time: stored weights are rescaled
 CHECKPOINT_FORMAT = 1
 QUEUE_BATCHES = 10_000
+
+# a piece of a table's changes: network keys by shard (entries put or changed,
+# keys dropped), then other keys' entries put or changed, and other keys dropped
+Changes = tuple[dict[int, tuple[dict[LatencyKey, Entry], list[LatencyKey]]],
+                dict[LatencyKey, Entry], list[LatencyKey]]
 
 
 def encode_key(key: LatencyKey) -> str:
@@ -88,12 +101,15 @@ class LatencyTable:
         self.recency: dict[LatencyKey, None] = {}
         self.parents: dict[bytes, int] = {}  # /16 or /32 -> network keys inside it
         self.dirty: set[int] = set(range(SHARDS))
+        # keys put, changed or dropped since the last view or `take_changes`: what a
+        # copy of the table elsewhere needs to catch up (`latency_worker`)
+        self.changed: set[LatencyKey] = set()
         self.parents_dirty = True
         self.samples = 0
         self.evicted = 0
         self.generation = 0
         self._published: tuple[dict[LatencyKey, Entry], ...] = tuple({} for _ in range(SHARDS))
-        self._parents_view: frozenset[bytes] = frozenset()
+        self._parents_view: tuple[frozenset[bytes], ...] = shard_parents(())
 
     def __len__(self) -> int:
         return len(self.recency)
@@ -179,6 +195,7 @@ class LatencyTable:
             del recency[key]
             recency[key] = None
         self.dirty.add(index)
+        self.changed.add(key)
 
     def set_entry(self, key: LatencyKey, entry: Entry) -> None:
         """Put a whole entry (weights already scaled to this table's epoch)."""
@@ -195,6 +212,7 @@ class LatencyTable:
             self.recency[key] = None
         shard[key] = entry
         self.dirty.add(index)
+        self.changed.add(key)
         if len(self.recency) > self.max_keys:
             self._evict()
 
@@ -210,6 +228,7 @@ class LatencyTable:
             index = shard_of(key)
             del self.shards[index][key]
             self.dirty.add(index)
+            self.changed.add(key)
             self.evicted += 1
             if isinstance(key, bytes):
                 parent = parent_key(key)
@@ -226,6 +245,7 @@ class LatencyTable:
         for index, shard in enumerate(self.shards):
             for key, entry in shard.items():
                 shard[key] = tuple((r, m, w * scale) for r, m, w in entry)
+            self.changed.update(shard)
             self.dirty.add(index)
         self.epoch = now
 
@@ -236,14 +256,66 @@ class LatencyTable:
             published[index] = dict(self.shards[index])
             time.sleep(0)  # one shard at a time: answering goes on between copies
         self.dirty.clear()
+        self.changed.clear()
         self._published = tuple(published)
         if self.parents_dirty:
-            self._parents_view = frozenset(self.parents)
+            self._parents_view = shard_parents(self.parents)
             self.parents_dirty = False
         self.generation += 1
         scale = self.count_now(1.0, now)
         return LatencyView(self.generation, self._published, self._parents_view, scale,
                            len(self.recency), extra or {})
+
+    def take_changes(self, chunk: int = 500) -> Iterator[Changes]:
+        """What changed since the last call (or view), in pieces of about `chunk`
+        keys: network keys grouped by shard (a piece holds whole shards, so
+        applying it copies few), other keys loose (their shard depends on the
+        process's hashes). Applied in order to the shards of the last view
+        (`apply_changes`), the pieces give the table's shards now."""
+        changed, self.changed = self.changed, set()
+        self.dirty.clear()
+        shards = self.shards
+        groups: dict[int, tuple[dict[LatencyKey, Entry], list[LatencyKey]]] = {}
+        loose_put: dict[LatencyKey, Entry] = {}
+        loose_dropped: list[LatencyKey] = []
+        for key in changed:
+            index = shard_of(key)
+            entry = shards[index].get(key)
+            if type(key) is bytes:
+                group = groups.get(index)
+                if group is None:
+                    group = groups[index] = ({}, [])
+                if entry is None:
+                    group[1].append(key)
+                else:
+                    group[0][key] = entry
+            elif entry is None:
+                loose_dropped.append(key)
+            else:
+                loose_put[key] = entry
+        piece: dict[int, tuple[dict[LatencyKey, Entry], list[LatencyKey]]] = {}
+        size = 0
+        for index in sorted(groups):
+            put, dropped = groups[index]
+            items = list(put.items())
+            start = 0
+            while start < len(items) or dropped:  # a big group is cut across pieces
+                room = chunk - size
+                part = dict(items[start:start + room])
+                start += len(part)
+                gone, dropped = dropped[:room - len(part)], dropped[room - len(part):]
+                piece[index] = (part, gone)
+                size += len(part) + len(gone)
+                if size >= chunk:
+                    yield piece, {}, []
+                    piece, size = {}, 0
+        if piece:
+            yield piece, {}, []
+        loose = list(loose_put.items())
+        for start in range(0, len(loose), chunk):
+            yield {}, dict(loose[start:start + chunk]), []
+        for start in range(0, len(loose_dropped), chunk):
+            yield {}, {}, loose_dropped[start:start + chunk]
 
     def count_now(self, weight: float, now: float) -> float:
         exponent = -(now - self.epoch) / self.half_life
@@ -300,6 +372,53 @@ class LatencyTable:
 Publish = Callable[[LatencyView], None]
 
 
+def apply_parent_changes(shards: list[frozenset[bytes] | set[bytes]], copied: set[int],
+                         added: Iterable[bytes], removed: Iterable[bytes]) -> None:
+    """Parent keys added and removed, into `shards`, copying a shard the first
+    time it changes (`copied` names those already copied), so the sets of a
+    published view are never written to."""
+    for parent, add in itertools.chain(((p, True) for p in added),
+                                       ((p, False) for p in removed)):
+        index = parent[-1]
+        if index not in copied:
+            shards[index] = set(shards[index])
+            copied.add(index)
+        if add:
+            shards[index].add(parent)  # type: ignore[union-attr]
+        else:
+            shards[index].discard(parent)  # type: ignore[union-attr]
+
+
+def apply_changes(shards: list[dict[LatencyKey, Entry]], copied: set[int],
+                  changes: Changes) -> None:
+    """Apply a piece of `take_changes` output to `shards`, copying a shard the
+    first time it changes (`copied` names those already copied), so the dicts
+    of a published view are never written to."""
+    groups, put, dropped = changes
+    for index, (group_put, group_dropped) in groups.items():
+        shard = shards[index]
+        if index not in copied:
+            shard = shards[index] = shard.copy()
+            copied.add(index)
+        # pairs, not the dict: a dict that was ever tracked by the cyclic collector
+        # would make an empty shard it is merged into tracked as well
+        shard.update(group_put.items())
+        for key in group_dropped:
+            shard.pop(key, None)
+    for key, entry in put.items():
+        index = shard_of(key)
+        if index not in copied:
+            shards[index] = shards[index].copy()
+            copied.add(index)
+        shards[index][key] = entry
+    for key in dropped:
+        index = shard_of(key)
+        if index not in copied:
+            shards[index] = shards[index].copy()
+            copied.add(index)
+        shards[index].pop(key, None)
+
+
 class LatencyService:
     """The ingest thread around a table (see the module doc).
 
@@ -335,7 +454,29 @@ class LatencyService:
         self._stopping = False
         self._view_lock = threading.Lock()
 
+    # -- what the metrics and the API show ----------------------------------
+
+    @property
+    def keys(self) -> int:
+        return len(self.table)
+
+    @property
+    def max_keys(self) -> int:
+        return self.table.max_keys
+
+    @property
+    def half_life(self) -> float:
+        return self.table.half_life
+
+    @property
+    def evicted(self) -> int:
+        return self.table.evicted
+
     # -- life cycle ------------------------------------------------------
+
+    def load_lines(self, lines: Iterable[bytes]) -> int:
+        """Take in a checkpoint's lines (the fleet's; before the thread starts)."""
+        return self.table.load_lines(lines)
 
     def load(self) -> None:
         """Read the state-dir checkpoint, if any (before the thread starts)."""

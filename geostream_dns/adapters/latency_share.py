@@ -4,8 +4,8 @@ How this works. Every batch a server takes in (`POST /v1/latency`, `latency
 import`, its prober's round trips) is appended, as the rows it became, to the
 Redis stream `latency:samples` (under `--redis-prefix`; approximately the
 newest `STREAM_MAX` batches are kept). Each server runs one thread that
-reads the stream with a blocking `XREAD` (one second at most) and queues
-every other server's batches into its own ingest thread, so a sample posted
+reads the stream with a blocking `XREAD` (one second at most) and passes
+every other server's batches to its own latency table, so a sample posted
 to any server is in every server's answers within a couple of seconds.
 
 Every `CHECKPOINT_EVERY` seconds (and when it stops) a server writes its
@@ -18,7 +18,7 @@ file does the same for one server; a server whose Redis is down goes on
 measuring alone and rejoins the stream when Redis answers again.
 
 No Redis call is ever made on the event loop: the reader is a thread and
-the writes happen on the ingest thread.
+the writes happen on a thread of the latency table's (`latency_worker`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,16 @@ import io
 import json
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["LatencyShare", "decode_rows", "encode_rows"]
 
 import structlog
 
 from geostream_dns.adapters.latency import LatencyService
+
+if TYPE_CHECKING:
+    from geostream_dns.adapters.latency_worker import LatencyWorker
 from geostream_dns.adapters.latency_input import decode_rows, encode_rows
 from geostream_dns.adapters.redis_link import REDIS_ERRORS, RedisLink
 
@@ -47,7 +50,8 @@ CHECKPOINT_EVERY = 60.0
 
 
 class LatencyShare:
-    def __init__(self, link: RedisLink, service: LatencyService, server_id: str) -> None:
+    def __init__(self, link: RedisLink, service: LatencyService | LatencyWorker,
+                 server_id: str) -> None:
         self.link = link
         self.service = service
         self.server_id = server_id
@@ -65,7 +69,7 @@ class LatencyShare:
     # -- start -------------------------------------------------------------
 
     def load(self) -> bool:
-        """Take the fleet's checkpoint into the table (before the ingest thread
+        """Take the fleet's checkpoint into the table (before the table's thread
         starts); False when Redis does not answer or holds none."""
         client = self.link.sync_client()
         try:
@@ -83,7 +87,7 @@ class LatencyShare:
                 head = json.loads(f.readline())
                 self.last_id = str(head.get("stream_id", "0"))
                 f.seek(0)
-                keys = self.service.table.load_lines(f)
+                keys = self.service.load_lines(f)
         except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
             log.error("latency.checkpoint_unreadable", source="redis", error=str(exc))
             self.last_id = "0"
@@ -102,7 +106,7 @@ class LatencyShare:
         if self._thread is not None:
             self._thread.join(READ_BLOCK_MS / 1000 + 2)
 
-    # -- on the ingest thread ---------------------------------------------------
+    # -- writes, never on the event loop ------------------------------------------
 
     def publish(self, data: bytes, at: float) -> None:
         """Append a batch this server took in (rows, encoded) to the fleet's stream."""
@@ -121,7 +125,7 @@ class LatencyShare:
     _retry_at = 0.0
 
     def save(self, lines: list[bytes]) -> None:
-        """Write the checkpoint (called on the ingest thread with the table's lines)."""
+        """Write the checkpoint (called, off the event loop, with the table's lines)."""
         head = json.loads(lines[0])
         head["stream_id"] = self.service.stream_id or self.last_id
         body = [json.dumps(head).encode() + b"\n", *lines[1:]]

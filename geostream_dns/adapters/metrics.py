@@ -422,16 +422,15 @@ def latency_metrics(app: App) -> Iterator[Metric]:
     service = getattr(app, "latency", None)
     if service is None:
         return
-    table = service.table
     yield GaugeMetricFamily("geostream_latency_keys",
                             "Client keys (networks and GeoIP places) with latency data.",
-                            value=len(table))
+                            value=service.keys)
     yield GaugeMetricFamily("geostream_latency_keys_max",
                             "Client keys the latency table holds at most.",
-                            value=table.max_keys)
+                            value=service.max_keys)
     yield CounterMetricFamily("geostream_latency_evicted",
                               "Client keys dropped (least recently measured first) to stay "
-                              "within the bound.", value=table.evicted)
+                              "within the bound.", value=service.evicted)
     samples = CounterMetricFamily("geostream_latency_samples",
                                   "Latency samples taken in, by source (api, csv, probe, "
                                   "fleet).", labels=["source"])

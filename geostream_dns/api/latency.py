@@ -7,9 +7,9 @@ wants) or, with `Content-Type: text/csv`, the rows of a CSV file
 (`client,region,rtt_ms,samples`; `?first_line=N` numbers the lines of a
 file sent in parts). A batch is checked whole, off the event loop; any
 problem answers 422 with every problem located and stores nothing. The
-checking, the GeoIP keys and the summing happen in a process of their own
-(`adapters/latency_worker.py`), so a burst of samples does not take the CPU
-answering needs.
+checking, the GeoIP keys, the summing and the table itself live in a process
+of their own (`adapters/latency_worker.py`), so a burst of samples does not
+take the CPU, or the interpreter lock, answering needs.
 `?dry_run=true` only checks; `?wait=true` answers once the batch is in the
 view queries are routed with.
 """
@@ -21,6 +21,7 @@ import ipaddress
 from typing import Any
 
 from geostream_dns.adapters.latency_input import parse_client
+from geostream_dns.adapters.latency_worker import LatencyWorker
 from geostream_dns.api.http import HttpError, Request, Response, Router, json_response
 from geostream_dns.core.latency import PROBE_KEY, LatencyKey, geo_keys
 from geostream_dns.core.route.latency import key_level, key_text
@@ -43,16 +44,23 @@ async def post_latency(request: Request) -> Response:
         raise HttpError(400, "first_line must be a line number", [first_text])
     first_line = int(first_text)
     peer = request.client or None
-    ok, problems, rows, total, sums, shared = await app.latency_worker.prepare(
-        request.body, csv_body, regions, peer, first_line, dry_run, app.latency_share is not None)
+    latency = app.latency
+    if not isinstance(latency, LatencyWorker):  # only worker 0 serves HTTP
+        raise HttpError(503, "this process does not take latency samples in")
+    try:
+        ok, problems, rows, total, _, stored = await latency.prepare(
+            request.body, csv_body, regions, peer, first_line, dry_run,
+            "csv" if csv_body else "api")
+    except (RuntimeError, TimeoutError) as exc:
+        raise HttpError(503, "latency ingest is not available; retry shortly",
+                        [str(exc)]) from None
     if not ok:
         if problems and problems[0] == "request body is not valid JSON":
             raise HttpError(400, problems[0], problems[1:])
         raise HttpError(422, "invalid latency samples", problems)
     if dry_run:
         return json_response({"accepted": rows, "samples": total, "stored": False})
-    if not app.latency.submit_sums(sums, total, source="csv" if csv_body else "api",
-                                   shared=shared):
+    if not stored:
         raise HttpError(503, "latency ingest is busy; retry shortly")
     if wait:
         await asyncio.to_thread(app.latency.flush)
@@ -83,8 +91,8 @@ async def get_latency(request: Request) -> Response:
     view = app.world.latency
     service = app.latency
     out: dict[str, Any] = {"generation": view.generation, "keys": view.keys,
-                           "max_keys": service.table.max_keys,
-                           "half_life_s": service.table.half_life}
+                           "max_keys": service.max_keys,
+                           "half_life_s": service.half_life}
     if not values or not values[0]:
         raise HttpError(400, "missing query parameter 'client'",
                         ["usage: /v1/latency?client=81.2.69.0/24 (a prefix, an address or a "

@@ -26,10 +26,11 @@ new one copies only the shards that changed, a piece at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-SHARDS = 256
+SHARDS = 256  # a network key's last byte picks its shard (see `shard_of`)
 V4_NET_BYTES = 3  # a /24
 V6_NET_BYTES = 6  # a /48
 V4_PARENT_BYTES = 2  # a /16: `parents` tells which hold any /24 with data
@@ -40,6 +41,7 @@ LatencyKey = bytes | str
 Entry = tuple[tuple[str, float, float], ...]  # (region, mean ms, weight)
 
 _EMPTY_SHARD: dict[LatencyKey, Entry] = {}
+_NO_PARENTS: frozenset[bytes] = frozenset()
 
 
 def net_key(address: bytes) -> bytes:
@@ -65,24 +67,42 @@ def geo_keys(continent: str | None, country: str | None,
 
 
 def shard_of(key: LatencyKey) -> int:
-    return hash(key) & (SHARDS - 1)
+    """The shard that holds a key. A network key (bytes) goes by its last byte —
+    the same in every process, so the process that keeps the table can send its
+    changes grouped by shard; other keys by hash (which differs per process)."""
+    return key[-1] if type(key) is bytes else hash(key) & (SHARDS - 1)
+
+
+def shard_parents(parents: Iterable[bytes]) -> tuple[frozenset[bytes], ...]:
+    """Parent keys sharded as `LatencyView.parents` holds them."""
+    shards: list[list[bytes]] = [[] for _ in range(SHARDS)]
+    for parent in parents:
+        shards[parent[-1]].append(parent)
+    return tuple(frozenset(shard) if shard else _NO_PARENTS for shard in shards)
 
 
 @dataclass(frozen=True, slots=True)
 class LatencyView:
     generation: int = 0
     shards: tuple[dict[LatencyKey, Entry], ...] = (_EMPTY_SHARD,) * SHARDS
-    parents: frozenset[bytes] = frozenset()  # /16s and /32s holding a network key
+    # the /16s and /32s holding a network key, sharded as `shards` are (so that a
+    # new view copies only the pieces that changed)
+    parents: tuple[frozenset[bytes] | set[bytes], ...] = (_NO_PARENTS,) * SHARDS
     scale: float = 1.0  # weight -> decayed sample count now
     keys: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def has_parent(self, parent: bytes) -> bool:
+        """Whether any network key lies in this /16 (IPv4) or /32 (IPv6)."""
+        return parent in self.parents[parent[-1]]
+
     def entry(self, key: LatencyKey) -> Entry | None:
-        return self.shards[hash(key) & (SHARDS - 1)].get(key)
+        return self.shards[key[-1] if type(key) is bytes else hash(key) & (SHARDS - 1)].get(key)
 
     def region_stats(self, key: LatencyKey, region: str) -> tuple[float, float] | None:
         """(mean ms, decayed sample count) for one region at one key, or None."""
-        entry = self.shards[hash(key) & (SHARDS - 1)].get(key)
+        entry = self.shards[key[-1] if type(key) is bytes
+                            else hash(key) & (SHARDS - 1)].get(key)
         if entry is None:
             return None
         for name, mean, weight in entry:

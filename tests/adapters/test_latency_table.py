@@ -42,7 +42,8 @@ def test_the_least_recently_measured_key_goes_first() -> None:
     assert len(table) == view.keys == 3 and table.evicted == 1
     assert view.entry(keys[1]) is None
     assert all(view.entry(k) is not None for k in (keys[0], keys[2], keys[3]))
-    assert view.parents == {bytes([10, 0])}
+    assert set().union(*view.parents) == {bytes([10, 0])}
+    assert view.has_parent(bytes([10, 0])) and not view.has_parent(bytes([10, 1]))
 
 
 def test_a_view_is_immutable_while_the_table_goes_on() -> None:

@@ -85,7 +85,7 @@ def latency_scope(net: ClientNet, view: LatencyView) -> int:
         net_bits, parent = V6_NET_BYTES * 8, V6_PARENT_BYTES
     if net.source_prefix < net_bits or prefix >= net_bits:
         return prefix  # the network key is not consulted, or the GeoIP network is narrower
-    if prefix >= parent * 8 and address[:parent] not in view.parents:
+    if prefix >= parent * 8 and not view.has_parent(address[:parent]):
         return prefix  # no network inside the GeoIP network has data
     return net_bits
 
@@ -164,7 +164,7 @@ class LatencyMatcher:
         levels: tuple[LatencyKey, ...] = keys
         start = -1
         for level, key in enumerate(keys):
-            entry = shards[hash(key) & _MASK].get(key)
+            entry = shards[key[-1] if type(key) is bytes else hash(key) & _MASK].get(key)
             if entry is not None:
                 for r, _m, w in entry:
                     if w >= threshold and r in wanted:
@@ -181,7 +181,8 @@ class LatencyMatcher:
             if start < 0:
                 return None, -1, keys
             levels = (PROBE_KEY,)
-        entries = [shards[hash(key) & _MASK].get(key) for key in levels[start:]]
+        entries = [shards[key[-1] if type(key) is bytes else hash(key) & _MASK].get(key)
+                   for key in levels[start:]]
         best: int | None = None
         best_ms = _INF
         bias = self.bias
