@@ -12,8 +12,12 @@
 # virtualenv that the runtime stage copies whole (same base image, same Python).
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# a C compiler for the one extension (batched UDP I/O); only in this stage
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY geostream_dns ./geostream_dns
 RUN pip wheel --wheel-dir /wheels . \
  && python -m venv /opt/geostream-dns \

@@ -42,9 +42,10 @@ $(VPY):
 	    $(PYTHON) -m venv $(VENV); \
 	fi
 
-# Re-install whenever pyproject.toml changes. The venv python is order-only:
-# it is a symlink whose (followed) mtime says nothing about the install.
-$(STAMP): pyproject.toml | $(VPY)
+# Re-install whenever pyproject.toml, setup.py or the C extension (batched UDP
+# I/O) changes. The venv python is order-only: it is a symlink whose (followed)
+# mtime says nothing about the install.
+$(STAMP): pyproject.toml setup.py geostream_dns/_udpbatch.c | $(VPY)
 	$(VPY) -m pip install -q -e '.[dev]'
 	@touch $@
 

@@ -45,7 +45,7 @@ class QueryStats:
     __slots__ = ("counts", "folded", "latency_buckets", "latency_sum_ns", "errors",
                  "tcp_connections", "tcp_idle_closed", "tcp_refused_total",
                  "tcp_refused_per_client", "size_buckets", "size_sum", "truncated",
-                 "extra", "listeners", "family_extra")
+                 "unsent", "extra", "listeners", "family_extra")
 
     def __init__(self) -> None:
         # transport -> outcome object -> queries since the last fold
@@ -63,6 +63,7 @@ class QueryStats:
         self.size_buckets = {t: [0] * (len(SIZE_BUCKETS) + 1) for t in TRANSPORTS}
         self.size_sum = {t: 0 for t in TRANSPORTS}
         self.truncated = 0
+        self.unsent = 0  # UDP replies the kernel would not take (send buffer full)
         # other counters kept elsewhere in this process (GeoIP memo, answer cache):
         # name -> value, filled in by the App before it shares its totals
         self.extra: dict[str, int] = {}
@@ -116,7 +117,8 @@ class QueryStats:
                 "tcp_refused_total": self.tcp_refused_total,
                 "tcp_refused_per_client": self.tcp_refused_per_client,
                 "size_buckets": self.size_buckets,
-                "size_sum": self.size_sum, "truncated": self.truncated, "extra": self.extra,
+                "size_sum": self.size_sum, "truncated": self.truncated, "unsent": self.unsent,
+                "extra": self.extra,
                 "families": [[t, f, n] for (t, f), n in self.families().items()]}
 
     def merged(self, others: list[dict[str, Any]]) -> QueryStats:
@@ -125,7 +127,7 @@ class QueryStats:
         total.folded = dict(self.fold())
         total.latency_buckets = list(self.latency_buckets)
         total.latency_sum_ns = self.latency_sum_ns
-        total.errors, total.truncated = self.errors, self.truncated
+        total.errors, total.truncated, total.unsent = self.errors, self.truncated, self.unsent
         total.tcp_connections, total.tcp_idle_closed = self.tcp_connections, self.tcp_idle_closed
         total.tcp_refused_total = self.tcp_refused_total
         total.tcp_refused_per_client = self.tcp_refused_per_client
@@ -143,6 +145,7 @@ class QueryStats:
                 total.latency_sum_ns += int(other["latency_sum_ns"])
                 total.errors += int(other["errors"])
                 total.truncated += int(other["truncated"])
+                total.unsent += int(other.get("unsent", 0))
                 total.tcp_connections += int(other["tcp_connections"])
                 total.tcp_idle_closed += int(other["tcp_idle_closed"])
                 total.tcp_refused_total += int(other.get("tcp_refused_total", 0))
