@@ -12,9 +12,11 @@
  *       nothing is). `host` is the sender's address as text (what the rest of
  *       the server keys clients by); `address` is the raw sockaddr, handed back
  *       to send() as is.
- *   send(fd, replies: list of (data: bytes, address: bytes)) -> int
- *       Sends them, in order, without blocking; returns how many went (fewer
- *       when the socket's send buffer is full).
+ *   send(fd, replies: list of (data: bytes, address: bytes)) -> (sent, refused)
+ *       Sends them, in order, without blocking. `sent` went out; `refused` the
+ *       kernel would not send to their address (port 0, a firewall, ...), which
+ *       costs the others nothing; the rest (when the send buffer is full) did
+ *       not go.
  *
  * Neither call blocks, so neither releases the interpreter lock: both run on
  * the event loop's thread, which owns the static buffers below.
@@ -123,10 +125,10 @@ batch_send(PyObject *self, PyObject *args)
     int fd = PyObject_AsFileDescriptor(sock);
     if (fd < 0)
         return NULL;
-    Py_ssize_t total = PyList_GET_SIZE(replies), sent = 0;
-    while (sent < total) {
+    Py_ssize_t total = PyList_GET_SIZE(replies), at = 0, sent = 0, refused = 0;
+    while (at < total) {
         int n = 0;
-        for (Py_ssize_t j = sent; j < total && n < BATCH; j++, n++) {
+        for (Py_ssize_t j = at; j < total && n < BATCH; j++, n++) {
             PyObject *item = PyList_GET_ITEM(replies, j);
             PyObject *data, *address;
             if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
@@ -150,21 +152,23 @@ batch_send(PyObject *self, PyObject *args)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
-                break;
-            /* one bad destination must not cost the others their replies */
-            sent += 1;
+                break; /* the send buffer is full: the rest do not go */
+            /* the first message's destination was refused: skip it alone */
+            refused += 1;
+            at += 1;
             continue;
         }
+        /* fewer than n: the next call starts at the one that failed and says why */
         sent += done;
-        if (done < n)
-            break;
+        at += done;
     }
-    return PyLong_FromSsize_t(sent);
+    return Py_BuildValue("(nn)", sent, refused);
 }
 
 static PyMethodDef methods[] = {
     {"recv", batch_recv, METH_O, "Read up to BATCH waiting datagrams: [(data, host, address)]."},
-    {"send", batch_send, METH_VARARGS, "Send [(data, address)]; returns how many went."},
+    {"send", batch_send, METH_VARARGS,
+     "Send [(data, address)]; returns (sent, refused for their address)."},
     {NULL, NULL, 0, NULL},
 };
 

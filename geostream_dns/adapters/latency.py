@@ -372,6 +372,14 @@ class LatencyTable:
 Publish = Callable[[LatencyView], None]
 
 
+def checkpoint_blob(lines: list[bytes], stream_id: str | None) -> bytes:
+    """The fleet's checkpoint as stored in Redis: the table's lines, gzip'd, with
+    the id of the last stream entry applied in the header."""
+    head = json.loads(lines[0])
+    head["stream_id"] = stream_id
+    return gzip.compress(b"".join([json.dumps(head).encode() + b"\n", *lines[1:]]), 5)
+
+
 def apply_parent_changes(shards: list[frozenset[bytes] | set[bytes]], copied: set[int],
                          added: Iterable[bytes], removed: Iterable[bytes]) -> None:
     """Parent keys added and removed, into `shards`, copying a shard the first

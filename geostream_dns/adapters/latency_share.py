@@ -34,7 +34,7 @@ __all__ = ["LatencyShare", "decode_rows", "encode_rows"]
 
 import structlog
 
-from geostream_dns.adapters.latency import LatencyService
+from geostream_dns.adapters.latency import LatencyService, checkpoint_blob
 
 if TYPE_CHECKING:
     from geostream_dns.adapters.latency_worker import LatencyWorker
@@ -96,8 +96,13 @@ class LatencyShare:
         return True
 
     def start(self) -> None:
+        # the last stream entry the table holds, for its checkpoints until it applies more
+        self.service.note_stream(self.last_id)
         self.service.on_share = self.publish
-        self.service.saver = self.save
+        if isinstance(self.service, LatencyService):
+            self.service.saver = self.save
+        else:
+            self.service.saver = self.save_blob
         self._thread = threading.Thread(target=self._read, name="latency-fleet", daemon=True)
         self._thread.start()
 
@@ -125,12 +130,13 @@ class LatencyShare:
     _retry_at = 0.0
 
     def save(self, lines: list[bytes]) -> None:
-        """Write the checkpoint (called, off the event loop, with the table's lines)."""
-        head = json.loads(lines[0])
-        head["stream_id"] = self.service.stream_id or self.last_id
-        body = [json.dumps(head).encode() + b"\n", *lines[1:]]
+        """Write the checkpoint from the table's lines (an in-process table)."""
+        self.save_blob(checkpoint_blob(lines, self.service.stream_id or self.last_id))
+
+    def save_blob(self, blob: bytes) -> None:
+        """Write the checkpoint, made already (by the latency process)."""
         try:
-            self.link.sync_client().set(self.checkpoint_key, gzip.compress(b"".join(body), 5))
+            self.link.sync_client().set(self.checkpoint_key, blob)
         except REDIS_ERRORS as exc:
             self.link.lost(exc)
 

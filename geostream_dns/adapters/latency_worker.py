@@ -20,24 +20,33 @@ the server: answering comes first.
   answer to the request (accepted, problems, rows encoded for the fleet) goes
   back at once; the server appends those rows to the fleet's stream.
 * When the child's service publishes, it sends only what changed since its
-  last view: the entries put or changed and the keys dropped, in pieces of
-  `CHANGES_CHUNK` keys, then the view's header (scale, key count, the /16s
-  holding networks, counters).
-* The server's reader thread applies each piece to copies of the shards that
-  changed (sharded by the server's own hashes: strings and bytes hash
-  differently in each process) and, on the header, hands a new immutable
-  `LatencyView` to the event loop, which swaps it into the world with one
-  assignment. The shards the new view replaced are freed later on another
-  thread, a piece at a time, not on the loop when it drops the old view.
-  Nothing a query does waits for any of this.
+  last view, in pieces of `CHANGES_CHUNK` keys: the entries put or changed
+  and the keys dropped (network keys grouped by shard: a network key's shard
+  is its last byte, the same in every process, while strings hash
+  differently in each), the /16s gained and lost, then the view's header
+  (scale, key count, counters).
+* The server's receiving thread only reads the pipe; the event loop applies
+  one piece per turn to copies of the shards it touches (entries untracked
+  by the cyclic garbage collector first) and, on the header, swaps a new
+  immutable `LatencyView` into the world with one assignment. The shards the
+  new view replaced are freed later on another thread, a piece at a time,
+  not on the loop when it drops the old view. Nothing a query does waits for
+  any of this.
+* Input is refused (`submit` False, `prepare` RuntimeError: HTTP 503) while
+  more than `IN_FLIGHT_MAX` bytes wait for the pipe, so a slow or stuck
+  child cannot grow the server's memory.
 
-The checkpoint is written by the child: the state-dir file itself; for the
-fleet's Redis key it sends the lines to the server, which writes them.
+The checkpoint is written by the child: the state-dir file itself; the
+fleet's Redis checkpoint it makes and compresses, and the server only
+writes it (on its I/O thread, never the loop).
 
 With `serve --user`, the child is started before the server drops root (a
 new interpreter may not be readable by the user: a virtualenv in root's home)
 and drops to the same user itself before it reads anything. If it dies, the
-next request starts a new one, which reads the state-dir checkpoint.
+next request starts a new one (not more often than every `RESPAWN_BACKOFF`
+seconds, doubling up to a minute), which reads the state-dir checkpoint:
+what the dead one took in since its last save is lost, and the views it
+sent are replaced by the new one's.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ from geostream_dns.adapters.latency import (
     LatencyTable,
     apply_changes,
     apply_parent_changes,
+    checkpoint_blob,
 )
 from geostream_dns.adapters.latency_input import (
     BadInput,
@@ -95,6 +105,10 @@ CHANGES_CHUNK = 100  # keys per piece of a view's changes (a fraction of a milli
 CHANGES_PER_SECOND = 20_000
 MAX_PUBLISH_EVERY = 5.0  # seconds: a sample is in the answers this soon at the latest
 REQUEST_TIMEOUT = 30.0
+IN_FLIGHT_MAX = 64 * 2**20  # bytes waiting for the pipe before new input is refused
+RESPAWN_BACKOFF = 1.0  # seconds before a dead child is replaced, doubling ...
+RESPAWN_BACKOFF_MAX = 60.0  # ... up to this
+CHECKPOINT_NEXT = b"C"  # the next message is a fleet checkpoint, as bytes (not pickled)
 GEO_MEMO_MAX = 1_000_000  # networks whose keys the child remembers, at most
 
 _geo: Any = None  # the child's GeoLocator
@@ -250,6 +264,11 @@ def _child(requests: Connection, events: Connection, geoip: str | None, user: st
         with lock:
             events.send_bytes(data)
 
+    def send_checkpoint(blob: bytes) -> None:
+        with lock:
+            events.send_bytes(CHECKPOINT_NEXT)
+            events.send_bytes(blob)
+
     service = _ChildService(LatencyTable(half_life, max_keys), send,
                             pathlib.Path(checkpoint) if checkpoint else None)
     service.save_every = save_every
@@ -281,7 +300,8 @@ def _child(requests: Connection, events: Connection, geoip: str | None, user: st
                 service.load()
                 reply = len(service.table)
             elif kind == "fleet":
-                service.saver = lambda lines: send(("checkpoint", lines, service.stream_id))
+                service.saver = lambda lines: send_checkpoint(
+                    checkpoint_blob(lines, service.stream_id))
             elif kind == "start":
                 if not started:
                     service.start(None)  # type: ignore[arg-type]
@@ -358,18 +378,19 @@ class LatencyWorker:
         self.save_every = save_every
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_share: Callable[[bytes, float], None] | None = None  # to the fleet
-        self._saver: Callable[[list[bytes]], None] | None = None  # the fleet's checkpoint
+        self._saver: Callable[[bytes], None] | None = None  # the fleet's checkpoint
         # what the last view said
         self.view: LatencyView | None = None
         self.keys = 0
         self.evicted = 0
-        self.dropped_batches = 0
+        self.dropped_batches = 0  # the child's, and rows this side refused (pipe full)
+        self._refused = 0
         self.samples_by_source: dict[str, int] = {}
         self.saves = 0
         self.views = 0
         self.stream_id: str | None = None
         self.restarts = 0
-        self._generation = 0
+        self._generation = 0  # of views published
         self._buried: list[dict[LatencyKey, Any]] | None = None
         # shares and fleet checkpoints: blocking Redis calls, in order, off the loop
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="latency-io")
@@ -377,16 +398,22 @@ class LatencyWorker:
         self._copied: set[int] = set()
         self._parents: list[frozenset[bytes] | set[bytes]] = list(shard_parents(()))
         self._parents_copied: set[int] = set()
-        # messages from the child, handled on the event loop one per turn
-        self._inbox: collections.deque[bytes | None] = collections.deque()
+        # messages from the child, (child, bytes), handled on the event loop one per turn
+        self._inbox: collections.deque[tuple[int, bytes | None]] = collections.deque()
         self._draining = False
         self._process: Any = None
+        self._child = 0  # which child is current: its messages are applied, others' not
+        self._applied_child = 0
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._waiting: dict[int, concurrent.futures.Future[Any]] = {}
+        self._in_flight = 0  # bytes posted and not yet written to the pipe
+        self._waiting: dict[int, tuple[int, concurrent.futures.Future[Any]]] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _respawn holds it while it spawns and posts
         self._started = False
         self._stopping = False
+        self._spawned_at = 0.0
+        self._respawn_after = 0.0
+        self._backoff = RESPAWN_BACKOFF
 
     # -- the child's life ------------------------------------------------------
 
@@ -404,32 +431,42 @@ class LatencyWorker:
         requests_in.close()
         events_out.close()
         self._process = process
+        self._spawned_at = time.monotonic()
+        self._child += 1
         self._outbox.put(None)  # ends the sender of a child that died, if any
         self._outbox = queue.SimpleQueue()
+        with self._lock:
+            self._in_flight = 0
         threading.Thread(target=self._send_loop, args=(requests_out, self._outbox),
                          name="latency-send", daemon=True).start()
-        threading.Thread(target=self._receive_loop, args=(events_in,),
+        threading.Thread(target=self._receive_loop, args=(events_in, self._child),
                          name="latency-receive", daemon=True).start()
         if self._saver is not None:
             self._post("fleet", None)
 
-    def _respawn(self) -> None:
-        """A new child after one died: it reads the state-dir checkpoint."""
+    def _respawn(self) -> bool:
+        """A new child after one died: it reads the state-dir checkpoint (what
+        the dead one took in since its last save is lost). Not more often than
+        the back-off allows: a child that cannot start (say the interpreter is
+        not readable after `--user`) must not be started on every request."""
         with self._lock:
             if self._stopping or (self._process is not None and self._process.is_alive()):
-                return
+                return True
+            now = time.monotonic()
+            if now < self._respawn_after:
+                return False
+            if now - self._spawned_at > RESPAWN_BACKOFF_MAX:
+                self._backoff = RESPAWN_BACKOFF  # the last one lived a while
+            self._respawn_after = now + self._backoff
+            self._backoff = min(self._backoff * 2, RESPAWN_BACKOFF_MAX)
             self.restarts += 1
             log.error("latency.process_restarted", restarts=self.restarts)
-            # the new child's first view holds every key it has: start from nothing
-            self._shards = [{} for _ in range(SHARDS)]
-            self._copied = set()
-            self._parents = list(shard_parents(()))
-            self._parents_copied = set()
             self.spawn()
             if self.checkpoint is not None and self.checkpoint.exists():
                 self._post("load", None)
             if self._started:
                 self._post("start", None)
+            return True
 
     @property
     def alive(self) -> bool:
@@ -468,29 +505,42 @@ class LatencyWorker:
         self._io.shutdown(wait=True)
 
     @property
-    def saver(self) -> Callable[[list[bytes]], None] | None:
+    def saver(self) -> Callable[[bytes], None] | None:
         return self._saver
 
     @saver.setter
-    def saver(self, saver: Callable[[list[bytes]], None] | None) -> None:
-        """The fleet's checkpoint: the child sends its lines here when it saves."""
+    def saver(self, saver: Callable[[bytes], None] | None) -> None:
+        """The fleet's checkpoint: the child sends it, made and compressed, when it
+        saves (`checkpoint_blob`), and `saver` writes it."""
         self._saver = saver
         if saver is not None and self._process is not None:
             self._post("fleet", None)
 
     # -- requests --------------------------------------------------------------
 
-    def _post(self, kind: str, ident: int | None, *args: Any) -> None:
-        self._outbox.put(pickle.dumps((kind, ident, *args), pickle.HIGHEST_PROTOCOL))
+    def _post(self, kind: str, ident: int | None, *args: Any, limit: bool = False) -> bool:
+        """Queue a message for the child; with `limit`, refuse (False) while more
+        than `IN_FLIGHT_MAX` bytes wait for the pipe (the child is slow or gone)."""
+        data = pickle.dumps((kind, ident, *args), pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            if limit and self._in_flight > IN_FLIGHT_MAX:
+                return False
+            self._in_flight += len(data)
+        self._outbox.put(data)
+        return True
 
-    def _request(self, kind: str, *args: Any) -> concurrent.futures.Future[Any]:
-        if not self.alive and not self._stopping:
-            self._respawn()
+    def _request(self, kind: str, *args: Any, limit: bool = False
+                 ) -> concurrent.futures.Future[Any]:
+        if not self.alive and not self._stopping and not self._respawn():
+            raise RuntimeError("the latency process is restarting")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         ident = next(self._ids)
         with self._lock:
-            self._waiting[ident] = future
-        self._post(kind, ident, *args)
+            self._waiting[ident] = (self._child, future)
+        if not self._post(kind, ident, *args, limit=limit):
+            with self._lock:
+                self._waiting.pop(ident, None)
+            raise RuntimeError("the latency process is behind; retry shortly")
         return future
 
     def _call(self, kind: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
@@ -504,12 +554,14 @@ class LatencyWorker:
                       ) -> Prepared:
         """Check, sum and fold in one request body: (ok, problems or None, rows,
         samples, rows encoded for the fleet, stored). `stored` is False when the
-        child's queue is full."""
+        child's queue is full; RuntimeError or TimeoutError when it cannot take
+        the body now."""
         at = time.time()
         share = self.on_share is not None
-        result: Prepared = await asyncio.wrap_future(self._request(
-            "prepare", body, csv_body, frozenset(regions), peer, first_line, dry_run, share,
-            at, source))
+        future = self._request("prepare", body, csv_body, frozenset(regions), peer,
+                               first_line, dry_run, share, at, source, limit=True)
+        result: Prepared = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                  REQUEST_TIMEOUT)
         shared = result[4]
         if shared is not None and result[5] and self.on_share is not None:
             await asyncio.wrap_future(self._io.submit(self._share, shared, at))
@@ -525,13 +577,17 @@ class LatencyWorker:
     def submit(self, rows: list[Row], at: float | None = None, source: str = "api",
                share: bool = True, stream_id: str | None = None) -> bool:
         """Rows measured at `at` (default: now), to the child; shared with the fleet
-        first when `share`. Never refused here: the pipe paces the sender."""
+        first when `share`. False when they cannot go now (the child is behind or
+        restarting): the fleet's reader tries again, the prober's rows wait for
+        its next round."""
         at = time.time() if at is None else at
+        if not self.alive and not self._stopping and not self._respawn():
+            return False
+        if not self._post("rows", None, rows, at, source, stream_id, limit=True):
+            self._refused += 1
+            return False
         if share and self.on_share is not None:
             self._on_io(self._share, encode_rows(rows), at)
-        if not self.alive and not self._stopping:
-            self._respawn()
-        self._post("rows", None, rows, at, source, stream_id)
         return True
 
     def note_stream(self, stream_id: str) -> None:
@@ -558,29 +614,39 @@ class LatencyWorker:
                 conn.send_bytes(data)
             except OSError:
                 break  # the child is gone: the receiver fails what waits
+            finally:
+                with self._lock:
+                    self._in_flight -= len(data)
         conn.close()
 
-    def _receive_loop(self, conn: Connection) -> None:
+    def _receive_loop(self, conn: Connection, child: int) -> None:
         """The receiving thread only reads: what a message says is done on the
         event loop (`_drain`), so no second thread holds the interpreter lock
         for long, and replies keep their order with the views before them.
-        Before the loop runs (loading a checkpoint at start) it is done here."""
+        Before the loop runs (loading a checkpoint at start) it is done here.
+        A fleet checkpoint (already made and compressed by the child) goes
+        straight to the I/O thread, never through the loop."""
         while True:
             try:
                 raw: bytes | None = conn.recv_bytes()
+                if raw == CHECKPOINT_NEXT:
+                    blob = conn.recv_bytes()
+                    if self._saver is not None:
+                        self._on_io(self._save, blob)
+                    continue
             except (EOFError, OSError):
                 raw = None  # the child is gone
             loop = self.loop
             handled = False
             if loop is not None and not loop.is_closed():
-                self._inbox.append(raw)
+                self._inbox.append((child, raw))
                 try:
                     loop.call_soon_threadsafe(self._kick)
                     handled = True
                 except RuntimeError:  # the loop closed meanwhile
                     self._inbox.pop()
             if not handled:
-                self._handle(raw)
+                self._handle(child, raw)
             if raw is None:
                 break
         conn.close()
@@ -594,45 +660,55 @@ class LatencyWorker:
         """Handle one message, and the next on the loop's next turn: a burst of
         pieces never keeps the loop from answering for more than one piece."""
         try:
-            raw = self._inbox.popleft()
+            child, raw = self._inbox.popleft()
         except IndexError:
             self._draining = False
             return
-        self._handle(raw)
+        try:
+            self._handle(child, raw)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the others
+            log.exception("latency.message_failed")
         if self._inbox and self.loop is not None:
             self.loop.call_soon(self._drain)
         else:
             self._draining = False
 
-    def _handle(self, raw: bytes | None) -> None:
-        if raw is None:
+    def _handle(self, child: int, raw: bytes | None) -> None:
+        if raw is None:  # that child ended: fail what still waits for it
             with self._lock:
-                waiting, self._waiting = self._waiting, {}
-            for waiter in waiting.values():
-                waiter.set_exception(RuntimeError("the latency process ended"))
-            if not self._stopping:
+                ended = [i for i, (c, _) in self._waiting.items() if c == child]
+                futures = [self._waiting.pop(i)[1] for i in ended]
+            for future in futures:
+                if not future.done():
+                    future.set_exception(RuntimeError("the latency process ended"))
+            if not self._stopping and child == self._child:
                 log.error("latency.process_ended")
             return
         message = pickle.loads(raw)
         kind = message[0]
+        if kind in ("reply", "error"):
+            with self._lock:
+                waiter = self._waiting.pop(message[1], None)
+            if waiter is not None and not waiter[1].done():  # not cancelled meanwhile
+                if kind == "reply":
+                    waiter[1].set_result(message[2])
+                else:
+                    waiter[1].set_exception(RuntimeError(message[2]))
+            return
+        if child != self._child:
+            return  # a dead child's view: its successor sends the whole table again
+        if child != self._applied_child:  # the first view of a new child: start over
+            self._applied_child = child
+            self._shards = [{} for _ in range(SHARDS)]
+            self._copied = set()
+            self._parents = list(shard_parents(()))
+            self._parents_copied = set()
         if kind == "changes":
             apply_changes(self._shards, self._copied, _untracked(message[1]))
         elif kind == "parents":
             apply_parent_changes(self._parents, self._parents_copied, message[1], message[2])
         elif kind == "view":
             self._publish(*message[1:])
-        elif kind in ("reply", "error"):
-            with self._lock:
-                future = self._waiting.pop(message[1], None)
-            if future is not None:
-                if kind == "reply":
-                    future.set_result(message[2])
-                else:
-                    future.set_exception(RuntimeError(message[2]))
-        elif kind == "checkpoint":
-            self.stream_id = message[2]
-            if self._saver is not None:
-                self._on_io(self._save, message[1])
 
     def _on_io(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -640,10 +716,10 @@ class LatencyWorker:
         except RuntimeError:  # stopped: nothing is saved or freed on that thread now
             pass
 
-    def _save(self, lines: list[bytes]) -> None:
+    def _save(self, blob: bytes) -> None:
         try:
             if self._saver is not None:
-                self._saver(lines)
+                self._saver(blob)
         except Exception:  # noqa: BLE001 - a failed save must not stop anything
             log.exception("latency.checkpoint_failed", target="fleet")
 
@@ -666,7 +742,7 @@ class LatencyWorker:
         self.keys = keys
         self.views += 1
         self.evicted = counters["evicted"]
-        self.dropped_batches = counters["dropped_batches"]
+        self.dropped_batches = counters["dropped_batches"] + self._refused
         self.samples_by_source = counters["samples_by_source"]
         self.saves = counters["saves"]
         if counters["stream_id"] is not None:

@@ -172,8 +172,8 @@ def query_metrics(app: App) -> Iterator[Metric]:
         "geostream_dns_truncated", "UDP replies sent with TC=1 (the answer did not fit; "
         "the client retries over TCP).", value=stats.truncated)
     yield CounterMetricFamily(
-        "geostream_dns_udp_unsent", "UDP replies not sent because the socket's send buffer "
-        "was full (the client retries).", value=stats.unsent)
+        "geostream_dns_udp_unsent", "UDP replies not sent: the socket's send buffer was "
+        "full, or the kernel refused the destination.", value=stats.unsent)
     rrl = CounterMetricFamily(
         "geostream_rrl_actions", "UDP responses held back by response-rate limiting: "
         "dropped, or slipped (sent truncated, or BADCOOKIE to a client with a cookie).",

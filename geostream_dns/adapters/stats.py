@@ -63,7 +63,7 @@ class QueryStats:
         self.size_buckets = {t: [0] * (len(SIZE_BUCKETS) + 1) for t in TRANSPORTS}
         self.size_sum = {t: 0 for t in TRANSPORTS}
         self.truncated = 0
-        self.unsent = 0  # UDP replies the kernel would not take (send buffer full)
+        self.unsent = 0  # UDP replies the kernel did not send (buffer full, or refused)
         # other counters kept elsewhere in this process (GeoIP memo, answer cache):
         # name -> value, filled in by the App before it shares its totals
         self.extra: dict[str, int] = {}

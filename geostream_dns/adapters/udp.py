@@ -65,17 +65,22 @@ class UdpServer(asyncio.DatagramProtocol):
         for _ in range(ROUNDS):
             try:
                 batch = batch_recv(fd)
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - the socket, not one query
                 log.warning("udp.receive_failed", error=str(exc))
                 return
             replies = []
             for data, host, address in batch:
-                response = answer(data, host)
+                try:
+                    response = answer(data, host)
+                except Exception:  # noqa: BLE001 - one query must not cost the batch
+                    self.stats.errors += 1
+                    log.exception("query.failed", transport="udp")
+                    continue
                 if response is not None:
                     replies.append((response, address))
             if replies:
-                sent = batch_send(fd, replies)
-                if sent < len(replies):  # the send buffer is full: the clients retry
+                sent, _refused = batch_send(fd, replies)
+                if sent < len(replies):  # refused for their address, or the buffer full
                     self.stats.unsent += len(replies) - sent
             if len(batch) < BATCH:
                 return

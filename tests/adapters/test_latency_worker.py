@@ -5,7 +5,9 @@ checkpoint and is replaced when it dies."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
 import os
 import pathlib
 import pickle
@@ -156,3 +158,29 @@ def test_a_dead_child_is_replaced_and_reads_the_checkpoint(tmp_path: pathlib.Pat
         assert view.region_stats(bytes([10, 20, 31]), "us") is not None
     finally:
         latency.stop()
+
+
+def test_a_cancelled_request_does_not_stop_what_follows(tmp_path: pathlib.Path) -> None:
+    """A client that goes away mid-request: the reply that comes later is dropped,
+    and requests and views after it go on as before."""
+    body = json.dumps({"samples": [{"client": "81.2.69.0/24", "region": "eu",
+                                    "rtt_ms": 20}]}).encode()
+
+    async def scenario() -> None:
+        views: list[LatencyView] = []
+        latency = LatencyWorker(views.append, None, checkpoint=tmp_path / "latency.json.gz")
+        latency.spawn()
+        latency.start(asyncio.get_running_loop())
+        try:
+            task = asyncio.ensure_future(
+                latency.prepare(body, False, {"eu"}, None, 1, False, "api"))
+            await asyncio.sleep(0)
+            task.cancel()
+            result = await latency.prepare(body, False, {"eu"}, None, 1, False, "api")
+            assert result[0] and result[5]  # checked and stored
+            assert await asyncio.to_thread(latency.flush)
+            assert views[-1].region_stats(bytes([81, 2, 69]), "eu") is not None
+        finally:
+            await asyncio.to_thread(latency.stop)
+
+    asyncio.run(scenario())

@@ -58,7 +58,7 @@ def test_a_batch_in_and_the_replies_out_in_order(
     got = recv_all(server, 5)
     assert [data for data, _, _ in got] == [b"query %d" % i for i in range(5)]
     assert {host for _, host, _ in got} == {"127.0.0.1"}
-    assert _udpbatch.send(server.fileno(), [(b"reply-" + d, a) for d, _, a in got]) == 5
+    assert _udpbatch.send(server.fileno(), [(b"reply-" + d, a) for d, _, a in got]) == (5, 0)
     assert [client.recv(100) for _ in range(5)] == [b"reply-query %d" % i for i in range(5)]
 
 
@@ -82,8 +82,22 @@ def test_a_large_datagram_comes_whole(v4: tuple[socket.socket, socket.socket]) -
     client.sendto(big, server.getsockname())
     (data, _, address), = recv_all(server, 1)
     assert data == big
-    assert _udpbatch.send(server, [(data, address)]) == 1
+    assert _udpbatch.send(server, [(data, address)]) == (1, 0)
     assert client.recv(65536) == big
+
+
+def test_a_refused_destination_costs_the_others_nothing(
+        v4: tuple[socket.socket, socket.socket]) -> None:
+    """Port 0 (a forged source) cannot be sent to; the replies after it still go."""
+    server, client = v4
+    client.sendto(b"q", server.getsockname())
+    (_, _, address), = recv_all(server, 1)
+    port_zero = address[:2] + b"\x00\x00" + address[4:]
+    replies = [(b"one", address), (b"lost", port_zero), (b"two", address), (b"three", address)]
+    assert _udpbatch.send(server.fileno(), replies) == (3, 1)
+    assert [client.recv(10) for _ in range(3)] == [b"one", b"two", b"three"]
+    assert _udpbatch.send(server.fileno(), [(b"lost", port_zero), (b"four", address)]) == (1, 1)
+    assert client.recv(10) == b"four"
 
 
 @pytest.mark.parametrize("source", ["127.0.0.9", "127.10.99.100", "127.255.200.1"])
@@ -107,7 +121,7 @@ def test_ipv6() -> None:
         client.sendto(b"six", server.getsockname())
         (data, host, address), = recv_all(server, 1)
         assert (data, host) == (b"six", "::1")
-        assert _udpbatch.send(server.fileno(), [(b"back", address)]) == 1
+        assert _udpbatch.send(server.fileno(), [(b"back", address)]) == (1, 0)
         assert client.recv(10) == b"back"
     finally:
         server.close()
@@ -122,7 +136,7 @@ def test_bad_replies_are_refused(v4: tuple[socket.socket, socket.socket]) -> Non
         _udpbatch.send(server.fileno(), [b"data"])
     with pytest.raises(TypeError):
         _udpbatch.send(server.fileno(), [(b"data", bytes(200))])  # longer than any address
-    assert _udpbatch.send(server.fileno(), []) == 0
+    assert _udpbatch.send(server.fileno(), []) == (0, 0)
 
 
 @pytest.mark.parametrize("batch", ["1", "0"])
