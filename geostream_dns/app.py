@@ -52,7 +52,7 @@ from geostream_dns.adapters.sockets import bind_socket
 from geostream_dns.adapters.stats import QueryStats, StatsFiles
 from geostream_dns.adapters.stores import UNREACHABLE, make_store
 from geostream_dns.adapters.tcp import TcpServer, start_tcp
-from geostream_dns.adapters.udp import start_udp
+from geostream_dns.adapters.udp import batched, start_udp
 from geostream_dns.config.settings import Settings
 from geostream_dns.core.build import with_externals
 from geostream_dns.core.cookies import SECRET_LEN, Cookies
@@ -531,7 +531,8 @@ class App:
             udp = await start_udp(self.worlds, self.stats, host, port, sock=udp_socket,
                                   query_log=self.query_log, limiter=self.limiter)
             self._closers.append(udp)
-            log.info("listener.started", host=host, port=port, transports=["udp", "tcp"])
+            log.info("listener.started", host=host, port=port, transports=["udp", "tcp"],
+                     udp="batched" if batched() else "per-datagram")
         if self.settings.http is not None:
             from geostream_dns.api.http import start_http
 

@@ -247,7 +247,11 @@ def _child(requests: Connection, events: Connection, geoip: str | None, user: st
     """The child process: requests in, replies and view changes out (see the module doc)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when this ends
+    # The server decides when this ends (a stop request, or its end of the pipe
+    # closing): a signal to the whole group or cgroup — Ctrl-C, or systemd
+    # stopping the unit — must not end it before it has saved the table.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         os.nice(NICE)
     except OSError:

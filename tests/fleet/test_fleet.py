@@ -146,8 +146,13 @@ def healed(fleet: ModuleFleet) -> Iterator[ModuleFleet]:
     """The fleet; every endpoint answers again, everywhere, when the test ends."""
     yield fleet
     fleet.endpoints.heal()
+    # Healed means every site's verdict is up again, as every server knows it: the
+    # answers alone come back once a majority is up, and a site still saying down
+    # would decide the next test's majority.
     wait_until(lambda: answers_everywhere(fleet.dns(), WWW, {X, Y})
-               and answers_everywhere(fleet.dns(), STRICT, {Y, Z}), VERDICT_LIMIT, 0.05)
+               and answers_everywhere(fleet.dns(), STRICT, {Y, Z})
+               and all(site_verdict(server, target, site) == "up" for server in fleet.dns()
+                       for target in (X, Y, Z) for site in "abc"), VERDICT_LIMIT, 0.05)
 
 
 def test_one_probe_stream_per_site(healed: ModuleFleet) -> None:
