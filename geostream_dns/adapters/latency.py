@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import itertools
 import json
 import math
 import pathlib
@@ -380,51 +379,41 @@ def checkpoint_blob(lines: list[bytes], stream_id: str | None) -> bytes:
     return gzip.compress(b"".join([json.dumps(head).encode() + b"\n", *lines[1:]]), 5)
 
 
+def _writable(shards: list[Any], copied: set[int], index: int,
+              copy: Callable[[Any], Any] = dict.copy) -> Any:
+    """Shard `index`, copied the first time it is written to since the last view
+    (`copied` names those already copied): a published view's never changes."""
+    if index not in copied:
+        shards[index] = copy(shards[index])
+        copied.add(index)
+    return shards[index]
+
+
 def apply_parent_changes(shards: list[frozenset[bytes] | set[bytes]], copied: set[int],
                          added: Iterable[bytes], removed: Iterable[bytes]) -> None:
-    """Parent keys added and removed, into `shards`, copying a shard the first
-    time it changes (`copied` names those already copied), so the sets of a
-    published view are never written to."""
-    for parent, add in itertools.chain(((p, True) for p in added),
-                                       ((p, False) for p in removed)):
-        index = parent[-1]
-        if index not in copied:
-            shards[index] = set(shards[index])
-            copied.add(index)
-        if add:
-            shards[index].add(parent)  # type: ignore[union-attr]
-        else:
-            shards[index].discard(parent)  # type: ignore[union-attr]
+    """Parent keys added and removed, into `shards` (copy-on-write, as `_writable`)."""
+    for parent in added:
+        _writable(shards, copied, parent[-1], set).add(parent)
+    for parent in removed:
+        _writable(shards, copied, parent[-1], set).discard(parent)
 
 
 def apply_changes(shards: list[dict[LatencyKey, Entry]], copied: set[int],
                   changes: Changes) -> None:
-    """Apply a piece of `take_changes` output to `shards`, copying a shard the
-    first time it changes (`copied` names those already copied), so the dicts
-    of a published view are never written to."""
+    """Apply a piece of `take_changes` output to `shards` (copy-on-write, as
+    `_writable`)."""
     groups, put, dropped = changes
     for index, (group_put, group_dropped) in groups.items():
-        shard = shards[index]
-        if index not in copied:
-            shard = shards[index] = shard.copy()
-            copied.add(index)
+        shard = _writable(shards, copied, index)
         # pairs, not the dict: a dict that was ever tracked by the cyclic collector
         # would make an empty shard it is merged into tracked as well
         shard.update(group_put.items())
         for key in group_dropped:
             shard.pop(key, None)
     for key, entry in put.items():
-        index = shard_of(key)
-        if index not in copied:
-            shards[index] = shards[index].copy()
-            copied.add(index)
-        shards[index][key] = entry
+        _writable(shards, copied, shard_of(key))[key] = entry
     for key in dropped:
-        index = shard_of(key)
-        if index not in copied:
-            shards[index] = shards[index].copy()
-            copied.add(index)
-        shards[index].pop(key, None)
+        _writable(shards, copied, shard_of(key)).pop(key, None)
 
 
 class LatencyService:

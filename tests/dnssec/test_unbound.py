@@ -163,6 +163,16 @@ KINDS = [  # (name, type, ECS, rcode, answer type expected or None)
 ]
 
 
+def validates_every_kind(base: pathlib.Path, server: ServerProcess, anchors: str) -> None:
+    """A fresh Unbound with these trust anchors validates every kind of answer (AD=1)."""
+    unbound, port = start_unbound(base, server, anchors)
+    try:
+        for name, rdtype, ecs, _rcode, _t in KINDS:
+            assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
+    finally:
+        stop_process(unbound)
+
+
 def test_unbound_validates_every_kind_of_answer(
         signed: tuple[ServerProcess, pathlib.Path]) -> None:
     server, base = signed
@@ -251,14 +261,6 @@ def test_ksk_double_ds_rollover_end_to_end(
         assert result.returncode == 0, result.stderr
         return {int(line.split("\t")[4].split()[0]) for line in result.stdout.splitlines()}
 
-    def validates(anchors: str) -> None:
-        unbound, port = start_unbound(base, server, anchors)
-        try:
-            for name, rdtype, ecs, _rcode, _t in KINDS:
-                assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
-        finally:
-            stop_process(unbound)
-
     old = ksk_tags()
     assert len(old) == 1 and ds_tags() == old
     result = run_cli("dnssec", "rollover", "example.com.", "--ksk", "--ds-ttl", "3",
@@ -275,14 +277,14 @@ def test_ksk_double_ds_rollover_end_to_end(
     assert {k["state"] for k in view["keys"] if k["role"] == "ksk"} == {"active", "ds-published"}
     assert "PRIVATE" not in str(view) and "private" not in str(view)
     assert 'state="ds-published"' in server.metrics()
-    validates(trust_anchor(server))  # the parent now has both DS
+    validates_every_kind(base, server, trust_anchor(server))  # the parent now has both DS
     # Step 2 (after the DS TTL): the new KSK alone signs the keys.
     new = both - old
     wait_until(lambda: ksk_tags() == new, 15)
-    validates(trust_anchor(server))
+    validates_every_kind(base, server, trust_anchor(server))
     # Step 3 (after the DNSKEY TTL): the old DS leaves; the parent keeps the new one only.
     wait_until(lambda: ds_tags() == new, 15)
-    validates(trust_anchor(server))
+    validates_every_kind(base, server, trust_anchor(server))
     status, view = server.http_json("/v1/zones/example.com./dnssec")
     assert view["rollover"] is False and len(view["ds"]) == 1
 
@@ -321,14 +323,6 @@ def test_csk_rollover_end_to_end_keeps_validating(tmp_path: pathlib.Path) -> Non
             return {rd.key_tag for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG
                     for rd in r}
 
-        def validates() -> None:
-            unbound, port = start_unbound(tmp_path, server, trust_anchor(server))
-            try:
-                for name, rdtype, ecs, _rcode, _t in KINDS:
-                    assert ask(port, name, rdtype, ecs).flags & dns.flags.AD, name
-            finally:
-                stop_process(unbound)
-
         old = keys()
         assert len(old) == 1 and signers() == old
         result = run_cli("dnssec", "rollover", "example.com.", "--zsk", "--ds-ttl", "3",
@@ -336,12 +330,14 @@ def test_csk_rollover_end_to_end_keeps_validating(tmp_path: pathlib.Path) -> Non
         assert result.returncode == 0, result.stderr
         wait_until(lambda: len(keys()) == 2, 10)
         assert signers() == old and trust_anchor(server).count("trust-anchor:") == 2
-        validates()  # both DS at the parent, the old key signing
+        # both DS at the parent, the old key signing
+        validates_every_kind(tmp_path, server, trust_anchor(server))
         new = keys() - old
         wait_until(lambda: signers() == new, 15)
-        validates()  # the new key signs; the old is still published and in DS
+        # the new key signs; the old is still published and in DS
+        validates_every_kind(tmp_path, server, trust_anchor(server))
         wait_until(lambda: keys() == new, 15)
         assert trust_anchor(server).count("trust-anchor:") == 1
-        validates()
+        validates_every_kind(tmp_path, server, trust_anchor(server))
     finally:
         server.stop()
